@@ -1,0 +1,124 @@
+//! One handler per [`Route`], over any [`Store`]. No WASI types: everything here runs in
+//! native unit tests against [`crate::store::memory::MemoryStore`].
+
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::message::{Request, Response};
+use crate::openapi;
+use crate::repository::Tasks;
+use crate::router::{self, Route};
+use crate::store::Store;
+use crate::task::{Task, TaskCreate, ValidationError, parse_task_id};
+
+/// Answers one request. `now` is the wall-clock time in seconds since the epoch.
+pub(crate) fn handle<S: Store>(store: &S, request: &Request, now: f64) -> Response {
+    dispatch(&Tasks::new(store), request, now).unwrap_or_else(ApiError::into_response)
+}
+
+fn dispatch<S: Store>(
+    tasks: &Tasks<'_, S>,
+    request: &Request,
+    now: f64,
+) -> Result<Response, ApiError> {
+    match router::route(&request.method, &request.path_with_query)? {
+        Route::Root => Ok(root()),
+        Route::Health => Ok(health_check(now)),
+        Route::OpenApi => Ok(Response::json(200, &openapi::document())),
+        Route::ListTasks => list_tasks(tasks),
+        Route::CreateTask => create_task(tasks, request, now),
+        Route::GetTask(id) => get_task(tasks, &id),
+        Route::UpdateTask(id) => update_task(tasks, &id, request),
+        Route::DeleteTask(id) => delete_task(tasks, &id),
+        Route::CompleteTask(id) => complete_task(tasks, &id),
+    }
+}
+
+fn root() -> Response {
+    Response::json(
+        200,
+        &json!({ "message": openapi::TITLE, "version": openapi::VERSION }),
+    )
+}
+
+fn health_check(now: f64) -> Response {
+    Response::json(200, &json!({ "status": "healthy", "timestamp": now }))
+}
+
+fn list_tasks<S: Store>(tasks: &Tasks<'_, S>) -> Result<Response, ApiError> {
+    Ok(Response::json(200, &tasks.all()?))
+}
+
+fn create_task<S: Store>(
+    tasks: &Tasks<'_, S>,
+    request: &Request,
+    now: f64,
+) -> Result<Response, ApiError> {
+    let input = parse_body(request).map_err(ApiError::Validation)?;
+    let task = Task {
+        id: tasks.next_id()?,
+        title: input.title,
+        description: input.description,
+        completed: false,
+        created_at: now,
+    };
+    tasks.put(&task)?;
+    eprintln!("INFO: Created task: {}", task.title);
+    Ok(Response::json(200, &task))
+}
+
+fn get_task<S: Store>(tasks: &Tasks<'_, S>, raw_id: &str) -> Result<Response, ApiError> {
+    let task = find(tasks, parse_task_id(raw_id)?)?;
+    Ok(Response::json(200, &task))
+}
+
+fn update_task<S: Store>(
+    tasks: &Tasks<'_, S>,
+    raw_id: &str,
+    request: &Request,
+) -> Result<Response, ApiError> {
+    // FastAPI validates the path and the body together and reports both, path first.
+    let (id, input) = match (parse_task_id(raw_id), parse_body(request)) {
+        (Ok(id), Ok(input)) => (id, input),
+        (id, input) => {
+            let body_errors = input.err().unwrap_or_default();
+            return Err(ApiError::Validation(
+                id.err().into_iter().chain(body_errors).collect(),
+            ));
+        }
+    };
+    let mut task = find(tasks, id)?;
+    task.title = input.title;
+    task.description = input.description;
+    tasks.put(&task)?;
+    eprintln!("INFO: Updated task: {}", task.id);
+    Ok(Response::json(200, &task))
+}
+
+fn delete_task<S: Store>(tasks: &Tasks<'_, S>, raw_id: &str) -> Result<Response, ApiError> {
+    let task = find(tasks, parse_task_id(raw_id)?)?;
+    tasks.remove(task.id)?;
+    eprintln!("INFO: Deleted task: {}", task.id);
+    Ok(Response::json(200, &json!({ "message": "Task deleted" })))
+}
+
+fn complete_task<S: Store>(tasks: &Tasks<'_, S>, raw_id: &str) -> Result<Response, ApiError> {
+    let mut task = find(tasks, parse_task_id(raw_id)?)?;
+    task.completed = true;
+    tasks.put(&task)?;
+    eprintln!("INFO: Completed task: {}", task.id);
+    Ok(Response::json(200, &task))
+}
+
+/// The task behind a parsed id; ids that cannot exist (`None`) are simply not found.
+fn find<S: Store>(tasks: &Tasks<'_, S>, id: Option<u64>) -> Result<Task, ApiError> {
+    let id = id.ok_or(ApiError::TaskNotFound)?;
+    tasks.get(id)?.ok_or(ApiError::TaskNotFound)
+}
+
+fn parse_body(request: &Request) -> Result<TaskCreate, Vec<ValidationError>> {
+    TaskCreate::from_body(request.content_type.as_deref(), &request.body)
+}
+
+#[cfg(test)]
+mod tests;

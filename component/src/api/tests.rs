@@ -1,0 +1,386 @@
+//! The API's behaviour end to end, minus WASI: requests in, responses out, state in a
+//! [`MemoryStore`].
+
+use serde_json::{Value, json};
+
+use super::handle;
+use crate::message::{Request, Response};
+use crate::repository::{NEXT_ID_KEY, task_key};
+use crate::store::memory::MemoryStore;
+
+const NOW: f64 = 1_700_000_000.25;
+
+fn send(store: &MemoryStore, method: &str, path: &str, body: Option<Value>) -> Response {
+    let request = Request {
+        method: method.to_owned(),
+        path_with_query: path.to_owned(),
+        content_type: body.as_ref().map(|_| "application/json".to_owned()),
+        body: body
+            .map(|body| body.to_string().into_bytes())
+            .unwrap_or_default(),
+    };
+    handle(store, &request, NOW)
+}
+
+/// Asserts the status first, then hands back the JSON body.
+fn expect(response: &Response, status: u16) -> Value {
+    assert_eq!(
+        response.status,
+        status,
+        "body: {}",
+        String::from_utf8_lossy(&response.body)
+    );
+    response.json_body()
+}
+
+fn create(store: &MemoryStore, title: &str) -> Value {
+    expect(
+        &send(store, "POST", "/tasks", Some(json!({ "title": title }))),
+        200,
+    )
+}
+
+#[test]
+fn root_names_the_api() {
+    let body = expect(&send(&MemoryStore::default(), "GET", "/", None), 200);
+    assert_eq!(
+        body,
+        json!({ "message": "Task Manager API", "version": "1.0.0" })
+    );
+}
+
+#[test]
+fn health_reports_healthy_with_the_time() {
+    let body = expect(&send(&MemoryStore::default(), "GET", "/health", None), 200);
+    assert_eq!(body, json!({ "status": "healthy", "timestamp": NOW }));
+}
+
+#[test]
+fn health_does_not_touch_the_store() {
+    let store = MemoryStore::default();
+    store.fail();
+    expect(&send(&store, "GET", "/health", None), 200);
+    expect(&send(&store, "GET", "/", None), 200);
+}
+
+#[test]
+fn created_tasks_have_the_seed_shape() {
+    let store = MemoryStore::default();
+    let body = expect(
+        &send(
+            &store,
+            "POST",
+            "/tasks",
+            Some(json!({ "title": "Write", "description": "docs" })),
+        ),
+        200,
+    );
+    assert_eq!(
+        body,
+        json!({ "id": 1, "title": "Write", "description": "docs", "completed": false, "created_at": NOW })
+    );
+}
+
+#[test]
+fn unknown_fields_cannot_set_id_or_completed() {
+    let store = MemoryStore::default();
+    let body = expect(
+        &send(
+            &store,
+            "POST",
+            "/tasks",
+            Some(json!({ "title": "t", "id": 99, "completed": true })),
+        ),
+        200,
+    );
+    assert_eq!(
+        (body["id"].clone(), body["completed"].clone()),
+        (json!(1), json!(false))
+    );
+}
+
+#[test]
+fn tasks_are_listed_by_id_across_pages() {
+    let store = MemoryStore::default();
+    for title in ["a", "b", "c", "d", "e"] {
+        create(&store, title);
+    }
+    let body = expect(&send(&store, "GET", "/tasks", None), 200);
+    let titles: Vec<&str> = body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["title"].as_str())
+        .collect();
+    assert_eq!(titles, ["a", "b", "c", "d", "e"]);
+}
+
+#[test]
+fn listing_ignores_keys_that_are_not_tasks() {
+    let store = MemoryStore::default();
+    create(&store, "a");
+    store.put_raw("zzz-other-app", b"not json");
+    assert_eq!(
+        expect(&send(&store, "GET", "/tasks", None), 200)
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
+#[test]
+fn an_empty_store_lists_nothing() {
+    assert_eq!(
+        expect(&send(&MemoryStore::default(), "GET", "/tasks", None), 200),
+        json!([])
+    );
+}
+
+#[test]
+fn a_task_can_be_fetched_by_id() {
+    let store = MemoryStore::default();
+    let created = create(&store, "a");
+    assert_eq!(expect(&send(&store, "GET", "/tasks/1", None), 200), created);
+}
+
+#[test]
+fn updating_replaces_title_and_description_and_keeps_completed() {
+    let store = MemoryStore::default();
+    create(&store, "a");
+    expect(&send(&store, "PUT", "/tasks/1/complete", None), 200);
+    let body = expect(
+        &send(&store, "PUT", "/tasks/1", Some(json!({ "title": "b" }))),
+        200,
+    );
+    assert_eq!(
+        (&body["title"], &body["description"], &body["completed"]),
+        (&json!("b"), &json!(""), &json!(true))
+    );
+}
+
+#[test]
+fn completing_ignores_any_body() {
+    let store = MemoryStore::default();
+    create(&store, "a");
+    let body = expect(
+        &send(&store, "PUT", "/tasks/1/complete", Some(json!("garbage"))),
+        200,
+    );
+    assert_eq!(body["completed"], json!(true));
+}
+
+#[test]
+fn deleting_removes_the_task() {
+    let store = MemoryStore::default();
+    create(&store, "a");
+    assert_eq!(
+        expect(&send(&store, "DELETE", "/tasks/1", None), 200),
+        json!({ "message": "Task deleted" })
+    );
+    assert_eq!(store.raw(&task_key(1)), None);
+    expect(&send(&store, "GET", "/tasks/1", None), 404);
+}
+
+#[test]
+fn deleting_twice_returns_404() {
+    let store = MemoryStore::default();
+    create(&store, "a");
+    expect(&send(&store, "DELETE", "/tasks/1", None), 200);
+    let body = expect(&send(&store, "DELETE", "/tasks/1", None), 404);
+    assert_eq!(body, json!({ "detail": "Task not found" }));
+}
+
+#[test]
+fn ids_are_never_reused() {
+    let store = MemoryStore::default();
+    create(&store, "a");
+    create(&store, "b");
+    expect(&send(&store, "DELETE", "/tasks/2", None), 200);
+    assert_eq!(create(&store, "c")["id"], json!(3));
+    assert_eq!(store.raw(NEXT_ID_KEY), Some(b"3".to_vec()));
+}
+
+#[test]
+fn unknown_tasks_are_404_on_every_route() {
+    let store = MemoryStore::default();
+    for (method, path) in [
+        ("GET", "/tasks/7"),
+        ("PUT", "/tasks/7/complete"),
+        ("DELETE", "/tasks/7"),
+    ] {
+        let body = expect(&send(&store, method, path, None), 404);
+        assert_eq!(
+            body,
+            json!({ "detail": "Task not found" }),
+            "{method} {path}"
+        );
+    }
+    expect(
+        &send(&store, "PUT", "/tasks/7", Some(json!({ "title": "t" }))),
+        404,
+    );
+}
+
+#[test]
+fn integers_that_cannot_be_ids_are_404_not_500() {
+    let store = MemoryStore::default();
+    for path in [
+        "/tasks/-1",
+        "/tasks/0",
+        "/tasks/123456789012345678901234567890",
+    ] {
+        expect(&send(&store, "GET", path, None), 404);
+    }
+}
+
+#[test]
+fn signed_and_padded_ids_find_the_task() {
+    let store = MemoryStore::default();
+    create(&store, "a");
+    for path in ["/tasks/+1", "/tasks/%201%20", "/tasks/1.0"] {
+        assert_eq!(
+            expect(&send(&store, "GET", path, None), 200)["id"],
+            json!(1),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn malformed_ids_are_int_parsing_errors() {
+    let store = MemoryStore::default();
+    let body = expect(&send(&store, "GET", "/tasks/1e3", None), 422);
+    assert_eq!(
+        body,
+        json!({ "detail": [{
+            "type": "int_parsing", "loc": ["path", "task_id"],
+            "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "1e3"
+        }] })
+    );
+}
+
+#[test]
+fn an_update_with_a_bad_id_and_a_bad_body_reports_both() {
+    let store = MemoryStore::default();
+    let body = expect(&send(&store, "PUT", "/tasks/abc", Some(json!({}))), 422);
+    let kinds: Vec<&str> = body["detail"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(kinds, ["int_parsing", "missing"]);
+}
+
+#[test]
+fn a_missing_title_is_422() {
+    let body = expect(
+        &send(
+            &MemoryStore::default(),
+            "POST",
+            "/tasks",
+            Some(json!({ "description": "d" })),
+        ),
+        422,
+    );
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "title"]));
+}
+
+#[test]
+fn failed_validation_stores_nothing() {
+    let store = MemoryStore::default();
+    expect(
+        &send(&store, "POST", "/tasks", Some(json!({ "title": 5 }))),
+        422,
+    );
+    assert_eq!(store.raw(NEXT_ID_KEY), None);
+}
+
+#[test]
+fn unknown_paths_are_404() {
+    let body = expect(&send(&MemoryStore::default(), "GET", "/nope", None), 404);
+    assert_eq!(body, json!({ "detail": "Not Found" }));
+}
+
+#[test]
+fn wrong_methods_are_405_with_allow() {
+    let response = send(&MemoryStore::default(), "PATCH", "/tasks", None);
+    assert_eq!(
+        expect(&response, 405),
+        json!({ "detail": "Method Not Allowed" })
+    );
+    assert_eq!(response.allow, Some("GET, POST"));
+}
+
+#[test]
+fn a_failing_store_is_a_plain_500() {
+    let store = MemoryStore::default();
+    store.fail();
+    for (method, path) in [
+        ("GET", "/tasks"),
+        ("GET", "/tasks/1"),
+        ("DELETE", "/tasks/1"),
+    ] {
+        let body = expect(&send(&store, method, path, None), 500);
+        assert_eq!(
+            body,
+            json!({ "detail": "Internal Server Error" }),
+            "{method} {path}"
+        );
+    }
+    expect(
+        &send(&store, "POST", "/tasks", Some(json!({ "title": "t" }))),
+        500,
+    );
+}
+
+#[test]
+fn a_corrupt_stored_task_is_500_not_a_trap() {
+    let store = MemoryStore::default();
+    store.put_raw(&task_key(1), b"{not a task");
+    expect(&send(&store, "GET", "/tasks/1", None), 500);
+    expect(&send(&store, "GET", "/tasks", None), 500);
+}
+
+#[test]
+fn openapi_describes_every_route_and_schema() {
+    let body = expect(
+        &send(&MemoryStore::default(), "GET", "/openapi.json", None),
+        200,
+    );
+    assert_eq!(body["openapi"], json!("3.1.0"));
+    let paths: Vec<&String> = body["paths"]
+        .as_object()
+        .map(|p| p.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        paths,
+        [
+            "/",
+            "/health",
+            "/tasks",
+            "/tasks/{task_id}",
+            "/tasks/{task_id}/complete"
+        ]
+    );
+    for schema in [
+        "Task",
+        "TaskCreate",
+        "HTTPValidationError",
+        "ValidationError",
+    ] {
+        assert!(
+            body["components"]["schemas"][schema].is_object(),
+            "{schema}"
+        );
+    }
+    // Every $ref must resolve, or generated clients break.
+    let text = body.to_string();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap_or_default();
+        assert!(
+            body["components"]["schemas"][name].is_object(),
+            "dangling $ref {name}"
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! The component's one error type and the one place that renders errors as responses.
+
+use serde_json::json;
+
+use crate::message::Response;
+use crate::store::StoreError;
+use crate::task::ValidationError;
+
+/// Everything that can turn a request into an error response.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    /// No route has this path: 404 `{"detail":"Not Found"}`.
+    NotFound,
+    /// The path exists but not with this method: 405 with an `Allow` header.
+    MethodNotAllowed {
+        /// Comma-separated methods the path does accept.
+        allow: &'static str,
+    },
+    /// The id is well formed but no task has it: 404 `{"detail":"Task not found"}`.
+    TaskNotFound,
+    /// The body or path failed validation: 422 with pydantic-shaped details.
+    Validation(Vec<ValidationError>),
+    /// The body is larger than the limit: 413.
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The request could not be read off the wire: 400.
+    BadRequest(String),
+    /// The key-value store failed or holds something unreadable: 500, detail to stderr only.
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::Internal(format!("key-value store: {}", error.0))
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(error: ValidationError) -> Self {
+        Self::Validation(vec![error])
+    }
+}
+
+impl ApiError {
+    /// Renders the error in the seed's JSON shapes. Server-side details never reach the
+    /// client: they are written to stderr, which the host tags with the request id.
+    pub(crate) fn into_response(self) -> Response {
+        match self {
+            Self::NotFound => Response::json(404, &json!({ "detail": "Not Found" })),
+            Self::MethodNotAllowed { allow } => Response {
+                allow: Some(allow),
+                ..Response::json(405, &json!({ "detail": "Method Not Allowed" }))
+            },
+            Self::TaskNotFound => Response::json(404, &json!({ "detail": "Task not found" })),
+            Self::Validation(errors) => Response::json(422, &json!({ "detail": errors })),
+            Self::PayloadTooLarge { limit } => Response::json(
+                413,
+                &json!({ "detail": format!("Request body is larger than {limit} bytes") }),
+            ),
+            Self::BadRequest(detail) => Response::json(400, &json!({ "detail": detail })),
+            Self::Internal(detail) => {
+                eprintln!("ERROR: {detail}");
+                Response::json(500, &json!({ "detail": "Internal Server Error" }))
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! # task-api
+//!
+//! The seed's FastAPI "Task Manager API" as a `wasm32-wasip2` component. It exports
+//! `wasi:http/incoming-handler` and keeps every byte of state in `wasi:keyvalue`, so any
+//! `wasi:http/proxy` host with a key-value store can serve it.
+//!
+//! ## Endpoints
+//!
+//! | method   | path                        | answer                                  |
+//! |----------|-----------------------------|-----------------------------------------|
+//! | `GET`    | `/`                         | `{"message":"Task Manager API","version":"1.0.0"}` |
+//! | `GET`    | `/health`                   | `{"status":"healthy","timestamp":<float>}` |
+//! | `GET`    | `/openapi.json`             | the OpenAPI 3.1 document                |
+//! | `GET`    | `/tasks`                    | every task, by id                       |
+//! | `POST`   | `/tasks`                    | the created task (200, as in the seed)  |
+//! | `GET`    | `/tasks/{task_id}`          | one task                                |
+//! | `PUT`    | `/tasks/{task_id}`          | the task with a new title and description |
+//! | `DELETE` | `/tasks/{task_id}`          | `{"message":"Task deleted"}`            |
+//! | `PUT`    | `/tasks/{task_id}/complete` | the task with `completed: true`         |
+//!
+//! Errors keep FastAPI's shapes: 404 `{"detail":"Task not found"}` or `{"detail":"Not Found"}`,
+//! 405 with `Allow`, 422 with pydantic's `detail` list, 413 above 1 MiB, and 500
+//! `{"detail":"Internal Server Error"}` when the store fails (details go to stderr).
+//!
+//! ## How the pieces fit
+//!
+//! ```text
+//! wasi:http request ─► http::read_request ─► message::Request
+//!                                              │
+//!                         router::route ◄── api::handle ──► repository::Tasks ──► store::Store
+//!                                              │                                   (wasi:keyvalue)
+//! wasi:http response ◄─ http::send_response ◄─ message::Response ◄─ error::ApiError
+//! ```
+//!
+//! `http` and `store::KeyValueStore` are the only code that calls WASI; everything else is
+//! plain Rust, unit-tested natively against an in-memory store.
+//!
+//! ## State
+//!
+//! The component keeps nothing in its own memory between requests: hosts may give every
+//! request a fresh instance. Everything lives in the default bucket (identifier `""`):
+//!
+//! | key             | value                                                        |
+//! |-----------------|--------------------------------------------------------------|
+//! | `next-task-id`  | the last id handed out, a decimal string, advanced only by `atomics.increment` |
+//! | `task/{id:020}` | one task as JSON, e.g. `task/00000000000000000007`           |
+//!
+//! Ids therefore start at 1, are never reused, and stay unique across concurrent instances.
+//! Updates are read-modify-write: two concurrent updates of one task keep the later write.
+
+mod api;
+mod bindings;
+mod error;
+mod http;
+mod message;
+mod openapi;
+mod repository;
+mod router;
+mod store;
+mod task;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bindings::exports::wasi::http::incoming_handler::Guest;
+use bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
+
+/// The exported `wasi:http/incoming-handler`.
+struct Component;
+
+impl Guest for Component {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let response = match http::read_request(request) {
+            Ok(request) => api::handle(&store::KeyValueStore::default(), &request, now()),
+            Err(error) => error.into_response(),
+        };
+        http::send_response(response_out, response);
+    }
+}
+
+/// Seconds since the Unix epoch, as the seed's `time.time()`.
+fn now() -> f64 {
+    // A clock before 1970 is a host bug; 0.0 keeps the request alive rather than trapping.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
+}

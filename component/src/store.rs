@@ -1,0 +1,195 @@
+//! The key-value store the API persists to: a small trait, its `wasi:keyvalue`
+//! implementation, and (for native tests) an in-memory one.
+
+use std::cell::OnceCell;
+
+use crate::bindings::wasi::keyvalue::{atomics, batch, store};
+
+/// A failed store operation, with the store's own message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoreError(pub String);
+
+/// One page of `list_keys`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct KeyPage {
+    /// Keys on this page, in no particular order.
+    pub(crate) keys: Vec<String>,
+    /// Where the next page starts; `None` on the last page.
+    pub(crate) cursor: Option<u64>,
+}
+
+/// The operations of one `wasi:keyvalue` bucket that the API uses.
+pub(crate) trait Store {
+    /// The value under `key`, if any.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes `value` under `key`, replacing any previous value.
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Removes `key`; removing a missing key is not an error.
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Atomically adds `delta` to the counter under `key` (missing counts as 0) and returns
+    /// the new value, even when many instances increment at once.
+    fn increment(&self, key: &str, delta: u64) -> Result<u64, StoreError>;
+    /// One page of keys, starting at `cursor`.
+    fn list_keys(&self, cursor: Option<u64>) -> Result<KeyPage, StoreError>;
+    /// The values of `keys`, `None` for each missing one, in the order asked.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+}
+
+/// The default `wasi:keyvalue` bucket (identifier `""`), opened on first use so that routes
+/// which never touch state (`/`, `/health`) work even where no store is available.
+#[derive(Default)]
+pub(crate) struct KeyValueStore {
+    bucket: OnceCell<store::Bucket>,
+}
+
+impl KeyValueStore {
+    fn bucket(&self) -> Result<&store::Bucket, StoreError> {
+        if let Some(bucket) = self.bucket.get() {
+            return Ok(bucket);
+        }
+        let bucket = store::open("").map_err(StoreError::from)?;
+        Ok(self.bucket.get_or_init(|| bucket))
+    }
+}
+
+impl From<store::Error> for StoreError {
+    fn from(error: store::Error) -> Self {
+        Self(match error {
+            store::Error::NoSuchStore => "no such store".to_owned(),
+            store::Error::AccessDenied => "access denied".to_owned(),
+            store::Error::Other(message) => message,
+        })
+    }
+}
+
+impl Store for KeyValueStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.bucket()?.get(key)?)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        Ok(self.bucket()?.set(key, value)?)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        Ok(self.bucket()?.delete(key)?)
+    }
+
+    fn increment(&self, key: &str, delta: u64) -> Result<u64, StoreError> {
+        Ok(atomics::increment(self.bucket()?, key, delta)?)
+    }
+
+    fn list_keys(&self, cursor: Option<u64>) -> Result<KeyPage, StoreError> {
+        let page = self.bucket()?.list_keys(cursor)?;
+        Ok(KeyPage {
+            keys: page.keys,
+            cursor: page.cursor,
+        })
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let found = batch::get_many(self.bucket()?, keys)?;
+        Ok(found
+            .into_iter()
+            .map(|entry| entry.map(|(_, value)| value))
+            .collect())
+    }
+}
+
+/// A `BTreeMap`-backed store for native tests, with small pages so paging is exercised and a
+/// switch that makes every call fail.
+#[cfg(test)]
+pub(crate) mod memory {
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeMap;
+
+    use super::{KeyPage, Store, StoreError};
+
+    /// See the module docs.
+    #[derive(Default)]
+    pub(crate) struct MemoryStore {
+        entries: RefCell<BTreeMap<String, Vec<u8>>>,
+        failing: Cell<bool>,
+    }
+
+    /// Keys per `list_keys` page: small, so that listing a handful of tasks spans pages.
+    const PAGE_SIZE: usize = 2;
+
+    impl MemoryStore {
+        /// From now on every operation fails, as a broken disk would.
+        pub(crate) fn fail(&self) {
+            self.failing.set(true);
+        }
+
+        /// Reads a raw entry, bypassing the API.
+        pub(crate) fn raw(&self, key: &str) -> Option<Vec<u8>> {
+            self.entries.borrow().get(key).cloned()
+        }
+
+        /// Writes a raw entry, bypassing the API.
+        pub(crate) fn put_raw(&self, key: &str, value: &[u8]) {
+            self.entries
+                .borrow_mut()
+                .insert(key.to_owned(), value.to_vec());
+        }
+
+        fn check(&self) -> Result<(), StoreError> {
+            match self.failing.get() {
+                true => Err(StoreError("disk on fire".to_owned())),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl Store for MemoryStore {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.check()?;
+            Ok(self.raw(key))
+        }
+
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+            self.check()?;
+            self.put_raw(key, value);
+            Ok(())
+        }
+
+        fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.check()?;
+            self.entries.borrow_mut().remove(key);
+            Ok(())
+        }
+
+        fn increment(&self, key: &str, delta: u64) -> Result<u64, StoreError> {
+            self.check()?;
+            let current = match self.raw(key) {
+                Some(bytes) => String::from_utf8_lossy(&bytes)
+                    .parse::<u64>()
+                    .map_err(|error| StoreError(error.to_string()))?,
+                None => 0,
+            };
+            let next = current + delta;
+            self.put_raw(key, next.to_string().as_bytes());
+            Ok(next)
+        }
+
+        fn list_keys(&self, cursor: Option<u64>) -> Result<KeyPage, StoreError> {
+            self.check()?;
+            let start = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX);
+            let entries = self.entries.borrow();
+            let keys: Vec<String> = entries
+                .keys()
+                .skip(start)
+                .take(PAGE_SIZE)
+                .cloned()
+                .collect();
+            let end = start + keys.len();
+            let cursor = (end < entries.len()).then_some(end as u64);
+            Ok(KeyPage { keys, cursor })
+        }
+
+        fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+            self.check()?;
+            Ok(keys.iter().map(|key| self.raw(key)).collect())
+        }
+    }
+}
