@@ -1,0 +1,125 @@
+//! The command line: `task-host serve | healthcheck | check`. Every flag also reads an
+//! environment variable, so a container is configured without rewriting its command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::kv::StoreSpec;
+
+/// Where `serve` listens unless told otherwise.
+pub const DEFAULT_ADDR: &str = "0.0.0.0:8000";
+/// The component `serve` loads unless told otherwise (the path in the production image).
+pub const DEFAULT_COMPONENT: &str = "/app/task_api.wasm";
+/// The store `serve` opens unless told otherwise.
+pub const DEFAULT_STORE: &str = "redb:./data/store.redb";
+
+/// Serves wasi:http components with a shared, durable wasi:keyvalue store.
+#[derive(Debug, Parser)]
+#[command(name = "task-host", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Log line format on stderr. Filter with RUST_LOG (default `info`).
+    #[arg(long, env = "TASK_HOST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a wasi:http component over HTTP/1.1.
+    Serve(ServeArgs),
+    /// Exit 0 only if a running server answers its health URL with 2xx (for images without curl).
+    Healthcheck(HealthcheckArgs),
+    /// List a component's imports and exports, and which imports this host cannot provide.
+    Check(CheckArgs),
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// `task-host serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The wasi:http component to serve (a .wasm component, not a core module).
+    #[arg(long, env = "TASK_HOST_COMPONENT", default_value = DEFAULT_COMPONENT)]
+    pub component: PathBuf,
+
+    /// Address to listen on; port 0 picks a free port (the startup line says which).
+    #[arg(long, env = "TASK_HOST_ADDR", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+
+    /// Key-value store: `memory` (volatile) or `redb:PATH` (durable; parent directories are created).
+    #[arg(long, env = "TASK_HOST_STORE", default_value = DEFAULT_STORE)]
+    pub store: StoreSpec,
+
+    /// A guest that has not responded by then is interrupted and the client gets 504.
+    #[arg(long, env = "TASK_HOST_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Most linear memory one guest instance may grow to; past it the request fails with 500.
+    #[arg(long, env = "TASK_HOST_MAX_MEMORY", default_value = "64MiB", value_parser = parse_bytes)]
+    pub max_memory: usize,
+
+    /// Largest request body accepted; larger ones get 413 without running the guest.
+    #[arg(long, env = "TASK_HOST_MAX_BODY", default_value = "1MiB", value_parser = parse_bytes)]
+    pub max_body: usize,
+
+    /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
+    #[arg(long, env = "TASK_HOST_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// `task-host healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// URL to probe; by default `/health` on the port of TASK_HOST_ADDR (8000) at 127.0.0.1.
+    #[arg(long, env = "TASK_HOST_HEALTHCHECK_URL")]
+    pub url: Option<hyper::Uri>,
+
+    /// Give up after this long.
+    #[arg(long, env = "TASK_HOST_HEALTHCHECK_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `task-host check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The component file to inspect.
+    pub file: PathBuf,
+}
+
+/// Parses `1048576`, `1MiB`, `64 MB` and the like into a byte count.
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = text.parse()?;
+    usize::try_from(size.as_u64()).map_err(|_| format!("{text} does not fit in memory"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_accept_units() {
+        assert_eq!(parse_bytes("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

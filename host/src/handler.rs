@@ -1,0 +1,267 @@
+//! One HTTP request, start to finish: enforce the body limit, give the guest a fresh
+//! `Store`, run it under a deadline, and turn every failure into a JSON answer. A hyper
+//! service that returned `Err` would drop the connection with no response at all, so
+//! nothing here does.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::{Request, Response, StatusCode};
+use serde_json::json;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::kv::Backend;
+use crate::runtime::{EPOCH_TICK, Runtime};
+use crate::state::HostState;
+
+/// The limits every request runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Cap on one instance's linear memory, in bytes.
+    pub max_memory: usize,
+    /// Deadline for the guest's answer.
+    pub request_timeout: Duration,
+    /// Cap on the request body, in bytes.
+    pub max_body: usize,
+}
+
+/// Serves requests with one component and one key-value backend.
+pub struct Handler {
+    runtime: Runtime,
+    kv: Arc<dyn Backend>,
+    limits: Limits,
+    next_request_id: AtomicU64,
+}
+
+/// Why a request got no answer from the guest.
+#[derive(Debug)]
+enum Failure {
+    /// The body is over the limit: 413, and the guest never ran.
+    TooLarge(usize),
+    /// The body could not be read off the connection: 400.
+    BadBody(String),
+    /// The guest missed its deadline: 504.
+    Timeout(Duration),
+    /// Every instance slot is taken: 503.
+    Busy,
+    /// The guest trapped, or answered with an error instead of a response: 500.
+    Guest(wasmtime::Error),
+}
+
+impl Handler {
+    /// A handler for `runtime`, sharing `kv` across requests.
+    pub fn new(runtime: Runtime, kv: Arc<dyn Backend>, limits: Limits) -> Self {
+        Self {
+            runtime,
+            kv,
+            limits,
+            next_request_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Answers `request`, always with a response, and writes its access-log line.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+    ) -> Result<Response<HyperOutgoingBody>, Infallible> {
+        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let started = Instant::now();
+        let mut response = match self.run_guest(request_id, request).await {
+            Ok(response) => response,
+            Err(failure) => failure.into_response(request_id),
+        };
+        response
+            .headers_mut()
+            .insert("x-request-id", HeaderValue::from(request_id));
+        tracing::info!(
+            target: "access",
+            request_id,
+            %method,
+            path,
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        );
+        Ok(response)
+    }
+
+    async fn run_guest(
+        &self,
+        request_id: u64,
+        request: Request<Incoming>,
+    ) -> Result<Response<HyperOutgoingBody>, Failure> {
+        let request = self.read_body(request).await?;
+        let Limits {
+            max_memory,
+            request_timeout,
+            ..
+        } = self.limits;
+
+        let mut store = Store::new(
+            self.runtime.pre.engine(),
+            HostState::new(request_id, Arc::clone(&self.kv), max_memory),
+        );
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(deadline_ticks(request_timeout));
+        store.epoch_deadline_trap();
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let mut http = store.data_mut().http();
+        let (incoming, outparam) = match http.new_incoming_request(Scheme::Http, request) {
+            Ok(incoming) => (
+                incoming,
+                http.new_response_outparam(sender).map_err(Failure::Guest)?,
+            ),
+            Err(error) => return Err(Failure::Guest(error)),
+        };
+        let pre = self.runtime.pre.clone();
+        // The guest runs in its own task so it can keep streaming the body after it has
+        // handed over the response head.
+        let guest = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+        });
+
+        match tokio::time::timeout(request_timeout, receiver).await {
+            Ok(Ok(Ok(response))) => Ok(response),
+            Ok(Ok(Err(code))) => Err(Failure::Guest(wasmtime::format_err!(
+                "the guest answered with error {code:?}"
+            ))),
+            // The guest dropped the outparam without answering: its task says why.
+            Ok(Err(_)) => match guest.await {
+                Ok(Ok(())) => Err(Failure::Guest(wasmtime::format_err!(
+                    "the guest returned without a response"
+                ))),
+                Ok(Err(error)) => Err(classify(error, request_timeout)),
+                Err(join) => Err(Failure::Guest(wasmtime::format_err!(
+                    "the guest task failed: {join}"
+                ))),
+            },
+            Err(_) => {
+                guest.abort();
+                Err(Failure::Timeout(request_timeout))
+            }
+        }
+    }
+
+    /// Reads the whole body within the limit. A declared length over it is refused before
+    /// a byte is read; an undeclared one is cut off as soon as it passes it.
+    async fn read_body(&self, request: Request<Incoming>) -> Result<Request<GuestBody>, Failure> {
+        let max_body = self.limits.max_body;
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > max_body as u64) {
+            return Err(Failure::TooLarge(max_body));
+        }
+        let (parts, body) = request.into_parts();
+        let bytes = match Limited::new(body, max_body).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.is::<LengthLimitError>() => {
+                return Err(Failure::TooLarge(max_body));
+            }
+            Err(error) => return Err(Failure::BadBody(error.to_string())),
+        };
+        Ok(Request::from_parts(
+            parts,
+            Full::new(bytes).map_err(|never| match never {}),
+        ))
+    }
+}
+
+/// The request body handed to the guest: already fully read.
+type GuestBody =
+    http_body_util::combinators::MapErr<Full<Bytes>, fn(Infallible) -> wasmtime_wasi_http::Error>;
+
+fn deadline_ticks(timeout: Duration) -> u64 {
+    let ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis());
+    u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+}
+
+fn classify(error: wasmtime::Error, timeout: Duration) -> Failure {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Failure::Timeout(timeout),
+        _ if error.is::<wasmtime::PoolConcurrencyLimitError>() => Failure::Busy,
+        _ => Failure::Guest(error),
+    }
+}
+
+impl Failure {
+    fn into_response(self, request_id: u64) -> Response<HyperOutgoingBody> {
+        match self {
+            Self::TooLarge(limit) => json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("Request body is larger than {limit} bytes"),
+            ),
+            Self::BadBody(reason) => {
+                tracing::info!(request_id, "unreadable request body: {reason}");
+                json_response(
+                    StatusCode::BAD_REQUEST,
+                    "The request body could not be read",
+                )
+            }
+            Self::Timeout(timeout) => {
+                tracing::warn!(
+                    request_id,
+                    "guest interrupted: no response within {}",
+                    humantime::format_duration(timeout)
+                );
+                json_response(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout")
+            }
+            Self::Busy => {
+                tracing::warn!(request_id, "every instance slot is busy");
+                let mut response =
+                    json_response(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+            Self::Guest(error) => {
+                tracing::error!(request_id, "guest failed: {error:?}");
+                json_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+        }
+    }
+}
+
+/// A `{"detail": ...}` answer, the shape FastAPI uses for every error.
+pub fn json_response(status: StatusCode, detail: &str) -> Response<HyperOutgoingBody> {
+    let body = Bytes::from(json!({ "detail": detail }).to_string());
+    let mut response = Response::new(
+        Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_to_whole_ticks() {
+        assert_eq!(deadline_ticks(Duration::from_secs(30)), 3000);
+        assert_eq!(deadline_ticks(Duration::from_millis(15)), 2);
+        assert_eq!(deadline_ticks(Duration::ZERO), 1);
+    }
+}

@@ -1,0 +1,180 @@
+//! One behavioural contract, run against every backend.
+
+use std::sync::Arc;
+
+use super::memory::MemoryBackend;
+use super::redb::RedbBackend;
+use super::{Backend, LIST_PAGE_SIZE, StoreSpec};
+
+fn backends() -> Vec<(&'static str, Arc<dyn Backend>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let redb =
+        RedbBackend::open(&dir.path().join("nested/store.redb")).expect("a fresh redb store");
+    vec![
+        ("memory", Arc::new(MemoryBackend::default()), None),
+        ("redb", Arc::new(redb), Some(dir)),
+    ]
+}
+
+#[test]
+fn values_round_trip_and_delete() -> anyhow::Result<()> {
+    for (name, backend, _dir) in backends() {
+        assert_eq!(backend.get("", "k")?, None, "{name}");
+        backend.set("", "k", b"v")?;
+        assert_eq!(backend.get("", "k")?, Some(b"v".to_vec()), "{name}");
+        assert!(backend.exists("", "k")?, "{name}");
+        backend.delete("", "k")?;
+        backend.delete("", "k")?;
+        assert!(!backend.exists("", "k")?, "{name}");
+    }
+    Ok(())
+}
+
+#[test]
+fn buckets_are_separate_namespaces() -> anyhow::Result<()> {
+    for (name, backend, _dir) in backends() {
+        backend.set("a", "k", b"1")?;
+        backend.set("b", "k", b"2")?;
+        backend.set("", "k", b"3")?;
+        assert_eq!(backend.get("a", "k")?, Some(b"1".to_vec()), "{name}");
+        assert_eq!(
+            backend.list_keys("b", 0)?,
+            (vec!["k".to_owned()], None),
+            "{name}"
+        );
+        // A bucket whose name is a prefix of another's must not see its keys.
+        backend.set("ab", "x", b"")?;
+        assert_eq!(
+            backend.list_keys("a", 0)?,
+            (vec!["k".to_owned()], None),
+            "{name}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn list_keys_pages_with_a_cursor() -> anyhow::Result<()> {
+    for (name, backend, _dir) in backends() {
+        let keys: Vec<(String, Vec<u8>)> = (0..LIST_PAGE_SIZE + 5)
+            .map(|i| (format!("k{i:05}"), vec![]))
+            .collect();
+        backend.set_many("", &keys)?;
+        let (first, cursor) = backend.list_keys("", 0)?;
+        assert_eq!(
+            (first.len(), cursor),
+            (LIST_PAGE_SIZE, Some(LIST_PAGE_SIZE as u64)),
+            "{name}"
+        );
+        let (rest, end) = backend.list_keys("", LIST_PAGE_SIZE as u64)?;
+        assert_eq!((rest.len(), end), (5, None), "{name}");
+        let mut all: Vec<String> = first.into_iter().chain(rest).collect();
+        all.dedup();
+        assert_eq!(all.len(), keys.len(), "{name}: every key exactly once");
+        assert_eq!(
+            backend.list_keys("", u64::MAX)?,
+            (vec![], None),
+            "{name}: cursor past the end"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn increment_counts_from_zero_in_decimal() -> anyhow::Result<()> {
+    for (name, backend, _dir) in backends() {
+        assert_eq!(backend.increment("", "n", 1)?, 1, "{name}");
+        assert_eq!(backend.increment("", "n", 41)?, 42, "{name}");
+        assert_eq!(backend.get("", "n")?, Some(b"42".to_vec()), "{name}");
+        backend.set("", "bad", b"x")?;
+        assert!(
+            backend.increment("", "bad", 1).is_err(),
+            "{name}: not a counter"
+        );
+        backend.set("", "max", u64::MAX.to_string().as_bytes())?;
+        assert!(backend.increment("", "max", 1).is_err(), "{name}: overflow");
+    }
+    Ok(())
+}
+
+#[test]
+fn concurrent_increments_never_repeat() -> anyhow::Result<()> {
+    for (name, backend, _dir) in backends() {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let backend = Arc::clone(&backend);
+                std::thread::spawn(move || {
+                    (0..25)
+                        .map(|_| backend.increment("", "n", 1))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for thread in threads {
+            seen.extend(
+                thread
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("thread panicked"))??,
+            );
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=200).collect::<Vec<u64>>(), "{name}");
+    }
+    Ok(())
+}
+
+#[test]
+fn batches_read_and_delete_in_order() -> anyhow::Result<()> {
+    for (name, backend, _dir) in backends() {
+        backend.set_many(
+            "",
+            &[("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())],
+        )?;
+        let keys = ["b".to_owned(), "zz".to_owned(), "a".to_owned()];
+        assert_eq!(
+            backend.get_many("", &keys)?,
+            vec![Some(b"2".to_vec()), None, Some(b"1".to_vec())],
+            "{name}"
+        );
+        backend.delete_many("", &keys)?;
+        assert_eq!(backend.list_keys("", 0)?, (vec![], None), "{name}");
+    }
+    Ok(())
+}
+
+#[test]
+fn redb_writes_survive_reopening() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("store.redb");
+    RedbBackend::open(&path)?.set("", "k", b"v")?;
+    assert_eq!(RedbBackend::open(&path)?.get("", "k")?, Some(b"v".to_vec()));
+    Ok(())
+}
+
+#[test]
+fn a_file_that_is_not_redb_is_refused_clearly() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("store.redb");
+    std::fs::write(&path, vec![b'x'; 8192])?;
+    let message = format!(
+        "{:#}",
+        RedbBackend::open(&path)
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("opened garbage"))?
+    );
+    assert!(message.contains("cannot open the store"), "{message}");
+    Ok(())
+}
+
+#[test]
+fn store_specs_parse() {
+    assert_eq!("memory".parse(), Ok(StoreSpec::Memory));
+    assert_eq!(
+        "redb:/data/x.redb".parse(),
+        Ok(StoreSpec::Redb("/data/x.redb".into()))
+    );
+    for bad in ["redb:", "redis:x", "", "mem"] {
+        assert!(bad.parse::<StoreSpec>().is_err(), "{bad}");
+    }
+}

@@ -1,0 +1,69 @@
+//! `HostState`, the data of one request's `wasmtime::Store`: WASI, wasi:http and
+//! wasi:keyvalue contexts over a single resource table, plus the memory limiter.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::guest_log::GuestOutput;
+use crate::kv::{Backend, KvView};
+
+/// Store data for one request.
+pub struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    kv: Arc<dyn Backend>,
+    /// Read by the store's limiter: the cap on the guest's linear memory.
+    pub limits: StoreLimits,
+}
+
+impl HostState {
+    /// Fresh state for request `request_id`. The guest sees no environment, no arguments,
+    /// no files and no network; its stdout and stderr become log lines tagged with the id.
+    pub fn new(request_id: u64, kv: Arc<dyn Backend>, max_memory: usize) -> Self {
+        let wasi = WasiCtx::builder()
+            .stdout(GuestOutput::new(request_id, "stdout"))
+            .stderr(GuestOutput::new(request_id, "stderr"))
+            .build();
+        Self {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            kv,
+            // Past the cap `memory.grow` fails; a Rust guest then aborts, which is a trap
+            // that ends only this request.
+            limits: StoreLimitsBuilder::new()
+                .memory_size(max_memory)
+                .instances(100)
+                .build(),
+        }
+    }
+
+    /// The keyvalue view the linker hands to host functions.
+    pub fn kv(&mut self) -> KvView<'_> {
+        KvView::new(&self.kv, &mut self.table)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
