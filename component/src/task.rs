@@ -38,11 +38,11 @@ pub(crate) struct ValidationError {
     pub(crate) loc: Vec<Value>,
     /// pydantic's human-readable message for `kind`.
     pub(crate) msg: &'static str,
-    /// The offending input.
-    pub(crate) input: Value,
+    /// The offending input (boxed, like `ctx`, to keep `Result<_, ValidationError>` small).
+    pub(crate) input: Box<Value>,
     /// Extra context, present only for `json_invalid`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) ctx: Option<Value>,
+    pub(crate) ctx: Option<Box<Value>>,
 }
 
 impl ValidationError {
@@ -51,7 +51,7 @@ impl ValidationError {
             kind,
             loc,
             msg,
-            input,
+            input: Box::new(input),
             ctx: None,
         }
     }
@@ -82,7 +82,7 @@ impl ValidationError {
     /// empty `input`, the decoder's message going into `ctx.error`.
     fn json_invalid(offset: usize, error: String) -> Self {
         Self {
-            ctx: Some(json!({ "error": error })),
+            ctx: Some(Box::new(json!({ "error": error }))),
             ..Self::new(
                 "json_invalid",
                 vec!["body".into(), offset.into()],
@@ -303,7 +303,7 @@ mod tests {
         let errors = errors(JSON, "[1,2]");
         assert_eq!(errors[0].kind, "model_attributes_type");
         assert_eq!(errors[0].loc, vec![json!("body")]);
-        assert_eq!(errors[0].input, json!([1, 2]));
+        assert_eq!(*errors[0].input, json!([1, 2]));
     }
 
     #[test]
@@ -313,7 +313,7 @@ mod tests {
             r#"{"title":"a"}"#,
         );
         assert_eq!(errors[0].kind, "model_attributes_type");
-        assert_eq!(errors[0].input, json!(r#"{"title":"a"}"#));
+        assert_eq!(*errors[0].input, json!(r#"{"title":"a"}"#));
     }
 
     #[test]
@@ -339,7 +339,7 @@ mod tests {
             let errors = errors(JSON, body);
             assert_eq!(errors[0].kind, "json_invalid", "{body}");
             assert_eq!(errors[0].loc, vec![json!("body"), json!(offset)], "{body}");
-            assert_eq!(errors[0].input, json!({}));
+            assert_eq!(*errors[0].input, json!({}));
         }
     }
 
@@ -378,7 +378,7 @@ mod tests {
             let error = parse_task_id(raw).err();
             assert_eq!(
                 error.map(|e| (e.kind, e.input)),
-                Some(("int_parsing", json!(raw))),
+                Some(("int_parsing", Box::new(json!(raw)))),
                 "{raw:?}"
             );
         }

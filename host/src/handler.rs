@@ -232,7 +232,12 @@ impl Failure {
                 response
             }
             Self::Guest(error) => {
-                tracing::error!(request_id, "guest failed: {error:?}");
+                // The trap code is the one-line story; the wasm backtrace is for debugging.
+                let reason = error
+                    .downcast_ref::<Trap>()
+                    .map_or_else(|| format!("{error:#}"), Trap::to_string);
+                tracing::error!(request_id, "guest failed: {reason}");
+                tracing::debug!(request_id, "guest failure detail: {error:?}");
                 json_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
             }
         }

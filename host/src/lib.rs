@@ -25,9 +25,10 @@
 //! - [`server`]: accept loop and graceful drain; [`signal`]: SIGTERM/SIGINT.
 //! - [`kv`]: the wasi:keyvalue host and its backends.
 //! - [`state`]: the per-request store data; [`guest_log`]: guest output as log lines.
-//! - [`healthcheck`]: the probe for curl-less images; [`telemetry`]: logging setup.
+//! - [`healthcheck`]: the probe for curl-less images, over [`client`]; [`telemetry`]: logging.
 
 pub mod cli;
+pub mod client;
 pub mod guest_log;
 pub mod handler;
 pub mod healthcheck;

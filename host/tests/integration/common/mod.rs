@@ -1,0 +1,308 @@
+//! Shared helpers: the real components (built once), in-process servers with a fresh store
+//! each, the `task-host` binary as a child process, and a JSON-aware HTTP client.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Parser as _;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderMap};
+use hyper::{Method, Request};
+use serde_json::Value;
+use task_host::cli::{Cli, Command as HostCommand, ServeArgs};
+use task_host::server::Server;
+use tempfile::TempDir;
+
+/// The components the tests serve, built for wasm32-wasip2 in release.
+pub(crate) struct Components {
+    pub(crate) task_api: PathBuf,
+    pub(crate) faulty: PathBuf,
+    pub(crate) unprovided: PathBuf,
+}
+
+/// Builds every test component once per test binary, in its own target directory so it
+/// never waits on the `cargo test` that is running us.
+pub(crate) fn components() -> &'static Components {
+    static BUILT: OnceLock<Components> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target_dir = workspace.join("target/test-components");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&workspace)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--target-dir",
+            ])
+            .arg(&target_dir)
+            .args([
+                "-p",
+                "task-api",
+                "-p",
+                "faulty-component",
+                "-p",
+                "unprovided-import",
+            ])
+            .status()
+            .expect("cargo can be run");
+        assert!(
+            status.success(),
+            "building the test components failed (is the wasm32-wasip2 target installed?)"
+        );
+        let out = target_dir.join("wasm32-wasip2/release");
+        Components {
+            task_api: out.join("task_api.wasm"),
+            faulty: out.join("faulty_component.wasm"),
+            unprovided: out.join("unprovided_import.wasm"),
+        }
+    })
+}
+
+/// `serve` arguments exactly as the CLI would parse them, so tests run with the real defaults.
+pub(crate) fn serve_args(extra: &[&str]) -> ServeArgs {
+    let argv = ["task-host", "serve", "--addr", "127.0.0.1:0"]
+        .into_iter()
+        .chain(extra.iter().copied());
+    match Cli::try_parse_from(argv)
+        .expect("valid test arguments")
+        .command
+    {
+        HostCommand::Serve(args) => args,
+        other => panic!("expected serve, parsed {other:?}"),
+    }
+}
+
+/// A server running in this process, with its own store in a temp dir.
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    running: tokio::task::JoinHandle<()>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    /// Serves `component` with a fresh redb store and otherwise default settings.
+    pub(crate) async fn start(component: &Path) -> Self {
+        Self::start_with(component, &[]).await
+    }
+
+    /// Serves `component` with extra CLI flags.
+    pub(crate) async fn start_with(component: &Path, flags: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = format!("redb:{}", dir.path().join("store.redb").display());
+        let mut argv = flags.to_vec();
+        if !flags.contains(&"--store") {
+            argv.extend(["--store", &store]);
+        }
+        let mut args = serve_args(&argv);
+        args.component = component.to_owned();
+        let server = Server::bind(&args).await.expect("the server starts");
+        let addr = server.local_addr().expect("a bound address");
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(server.run(async move {
+            let _ = stop.await;
+        }));
+        Self {
+            addr,
+            shutdown: Some(shutdown),
+            running,
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request and reads the JSON answer.
+    pub(crate) async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let body = body.map(|body| ("application/json", body.to_string().into_bytes()));
+        send_raw(self.addr, method, path, body).await
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// Stops accepting and waits for the drain.
+    pub(crate) async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let _ = (&mut self.running).await;
+    }
+}
+
+/// A response with its body parsed as JSON (`Value::Null` if it was not JSON).
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) text: String,
+}
+
+impl Reply {
+    /// Asserts the status, then returns the JSON body.
+    #[track_caller]
+    pub(crate) fn expect(&self, status: u16) -> Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self.json()
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON: {:?}", self.text))
+    }
+}
+
+/// Sends any body with any content type.
+pub(crate) async fn send_raw(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Option<(&str, Vec<u8>)>,
+) -> Reply {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some((content_type, _)) = &body {
+        request = request.header(CONTENT_TYPE, *content_type);
+    }
+    let body = Full::new(Bytes::from(
+        body.map(|(_, bytes)| bytes).unwrap_or_default(),
+    ));
+    let response = task_host::client::send(request.body(body).expect("a valid request"))
+        .await
+        .expect("an HTTP answer");
+    let (parts, body) = response.into_parts();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        text: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// The `task-host` binary, run as a child process.
+pub(crate) fn host_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_task-host"));
+    command.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    command
+}
+
+/// A server child process (`task-host serve` or `wasmtime serve`). Its output goes to a
+/// log file; on drop it is killed and, if the test failed, the log is printed.
+pub(crate) struct ServerProcess {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `task-host serve` with `flags` (plus `--addr 127.0.0.1:0`).
+    pub(crate) fn host(log_dir: &Path, flags: &[&str]) -> Self {
+        let mut command = host_command();
+        command.args(["serve", "--addr", "127.0.0.1:0"]).args(flags);
+        Self::spawn(command, log_dir, "listening on http://")
+    }
+
+    /// Starts `command` and waits for the line, on stdout or stderr, that starts with
+    /// `announce` and goes on with the bound address.
+    pub(crate) fn spawn(mut command: Command, log_dir: &Path, announce: &'static str) -> Self {
+        let log = log_dir.join(format!(
+            "server-{}.log",
+            LOG_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = Arc::new(Mutex::new(std::fs::File::create(&log).expect("a log file")));
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let (found, address) = std::sync::mpsc::channel();
+        let stdout = child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+        for stream in [stdout, stderr].into_iter().flatten() {
+            let (file, found) = (Arc::clone(&file), found.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(addr) = line.strip_prefix(announce) {
+                        let _ = found.send(addr.trim_end_matches('/').to_owned());
+                    }
+                    let _ = writeln!(file.lock().unwrap_or_else(|e| e.into_inner()), "{line}");
+                }
+            });
+        }
+        let addr = address
+            .recv_timeout(Duration::from_secs(120))
+            .ok()
+            .and_then(|addr| addr.parse().ok());
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            panic!(
+                "no {announce:?} line; log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Self { child, addr, log }
+    }
+
+    /// Sends a signal by name (`TERM`, `KILL`, ...).
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status();
+        assert!(
+            status.is_ok_and(|status| status.success()),
+            "kill -s {name} failed"
+        );
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub(crate) fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waitpid works") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {timeout:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub(crate) fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+static LOG_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.log_text());
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Bad configuration: one line on stderr naming the problem, a non-zero exit, no panic.
+
+use std::path::Path;
+
+use crate::common::{components, host_command};
+
+/// Runs `task-host serve` with `flags` and returns (exit code, stderr).
+fn serve_fails(flags: &[&str]) -> (Option<i32>, String) {
+    let output = host_command()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(flags)
+        .output()
+        .expect("task-host runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[track_caller]
+fn assert_one_line_error(outcome: (Option<i32>, String), expected: &str) {
+    let (code, stderr) = outcome;
+    assert_eq!(code, Some(1), "exit code; stderr: {stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("task-host: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "exactly one error line: {stderr}");
+    assert!(
+        errors[0].contains(expected),
+        "{:?} should mention {expected:?}",
+        errors[0]
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn path(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_missing_component_file() {
+    assert_one_line_error(
+        serve_fails(&["--component", "/nonexistent/app.wasm", "--store", "memory"]),
+        "cannot read component /nonexistent/app.wasm: No such file or directory",
+    );
+}
+
+#[test]
+fn a_core_module_instead_of_a_component() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let module = dir.path().join("module.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0").expect("writable temp dir");
+    assert_one_line_error(
+        serve_fails(&["--component", &path(&module), "--store", "memory"]),
+        "is a core WebAssembly module, not a component",
+    );
+}
+
+#[test]
+fn a_file_that_is_not_wasm() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"#!/bin/sh\necho not wasm\n").expect("writable temp dir");
+    assert_one_line_error(
+        serve_fails(&["--component", &path(&garbage), "--store", "memory"]),
+        "is not a WebAssembly file",
+    );
+}
+
+#[test]
+fn a_component_with_an_unprovided_import() {
+    assert_one_line_error(
+        serve_fails(&[
+            "--component",
+            &path(&components().unprovided),
+            "--store",
+            "memory",
+        ]),
+        "component imports test:unprovided/greeter, which this host does not provide",
+    );
+}
+
+#[test]
+fn a_port_already_in_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = taken.local_addr().expect("a bound address").to_string();
+    let output = host_command()
+        .args(["serve", "--addr", &addr, "--store", "memory", "--component"])
+        .arg(&components().task_api)
+        .output()
+        .expect("task-host runs");
+    let outcome = (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
+    assert_one_line_error(
+        outcome,
+        &format!("cannot listen on {addr}: Address already in use"),
+    );
+}
+
+#[test]
+fn a_store_path_that_cannot_be_created() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").expect("writable temp dir");
+    // A directory cannot be created under a regular file, even by root.
+    let store = format!("redb:{}/store.redb", file.display());
+    assert_one_line_error(
+        serve_fails(&[
+            "--component",
+            &path(&components().task_api),
+            "--store",
+            &store,
+        ]),
+        "cannot create the store directory",
+    );
+}
+
+#[test]
+fn a_store_file_that_is_not_redb() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = dir.path().join("store.redb");
+    std::fs::write(&store, vec![b'x'; 8192]).expect("writable temp dir");
+    assert_one_line_error(
+        serve_fails(&[
+            "--component",
+            &path(&components().task_api),
+            "--store",
+            &format!("redb:{}", store.display()),
+        ]),
+        "cannot open the store",
+    );
+}
+
+#[test]
+fn an_unknown_store_kind() {
+    let (code, stderr) = serve_fails(&["--store", "redis:localhost"]);
+    assert_eq!(code, Some(2), "clap's usage error: {stderr}");
+    assert!(
+        stderr.contains("unknown store \"redis:localhost\""),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,305 @@
+//! The seed's contract, through task-host and the real task_api.wasm.
+
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::common::{TestServer, components, send_raw};
+
+async fn task_api() -> TestServer {
+    TestServer::start(&components().task_api).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn root_and_health_answer() {
+    let server = task_api().await;
+    assert_eq!(
+        server.get("/").await.expect(200),
+        json!({ "message": "Task Manager API", "version": "1.0.0" })
+    );
+    let health = server.get("/health").await.expect(200);
+    assert_eq!(health["status"], json!("healthy"));
+    assert!(
+        health["timestamp"].as_f64().is_some_and(|t| t > 1.7e9),
+        "{health}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_go_through_their_whole_life() {
+    let server = task_api().await;
+    let created = server
+        .post(
+            "/tasks",
+            json!({ "title": "Test task", "description": "Testing the API" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (&created["id"], &created["completed"]),
+        (&json!(1), &json!(false))
+    );
+    assert!(
+        created["created_at"]
+            .as_f64()
+            .is_some_and(|t| t.fract() != 0.0),
+        "sub-second created_at: {created}"
+    );
+    assert_eq!(server.get("/tasks/1").await.expect(200), created);
+    assert_eq!(server.get("/tasks").await.expect(200), json!([created]));
+
+    let completed = server
+        .send(Method::PUT, "/tasks/1/complete", None)
+        .await
+        .expect(200);
+    assert_eq!(completed["completed"], json!(true));
+    let updated = server
+        .send(Method::PUT, "/tasks/1", Some(json!({ "title": "Renamed" })))
+        .await
+        .expect(200);
+    assert_eq!(
+        (
+            &updated["title"],
+            &updated["description"],
+            &updated["completed"]
+        ),
+        (&json!("Renamed"), &json!(""), &json!(true))
+    );
+
+    let deleted = server
+        .send(Method::DELETE, "/tasks/1", None)
+        .await
+        .expect(200);
+    assert_eq!(deleted, json!({ "message": "Task deleted" }));
+    assert_eq!(
+        server.get("/tasks/1").await.expect(404),
+        json!({ "detail": "Task not found" })
+    );
+    assert_eq!(server.get("/tasks").await.expect(200), json!([]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ids_are_never_reused() {
+    let server = task_api().await;
+    for title in ["a", "b"] {
+        server
+            .post("/tasks", json!({ "title": title }))
+            .await
+            .expect(200);
+    }
+    server
+        .send(Method::DELETE, "/tasks/2", None)
+        .await
+        .expect(200);
+    assert_eq!(
+        server
+            .post("/tasks", json!({ "title": "c" }))
+            .await
+            .expect(200)["id"],
+        json!(3)
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_creates_get_distinct_ids() {
+    let server = task_api().await;
+    let creates = (0..200).map(|i| {
+        let addr = server.addr;
+        tokio::spawn(async move {
+            let body = Some((
+                "application/json",
+                format!(r#"{{"title":"t{i}"}}"#).into_bytes(),
+            ));
+            send_raw(addr, Method::POST, "/tasks", body)
+                .await
+                .expect(200)["id"]
+                .as_u64()
+        })
+    });
+    let mut ids = Vec::new();
+    for create in creates {
+        ids.push(
+            create
+                .await
+                .expect("the create task ran")
+                .expect("an integer id"),
+        );
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=200).collect::<Vec<u64>>());
+    let listed: Vec<u64> = server
+        .get("/tasks")
+        .await
+        .expect(200)
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|t| t["id"].as_u64())
+        .collect();
+    assert_eq!(listed, ids, "every created task is listed, in id order");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_keep_fastapi_shapes() {
+    let server = task_api().await;
+    assert_eq!(
+        server.get("/nope").await.expect(404),
+        json!({ "detail": "Not Found" })
+    );
+    assert_eq!(
+        server.get("/tasks/9").await.expect(404),
+        json!({ "detail": "Task not found" })
+    );
+    assert_eq!(
+        server.get("/tasks/-1").await.expect(404),
+        json!({ "detail": "Task not found" })
+    );
+
+    let not_allowed = server.send(Method::PATCH, "/tasks", None).await;
+    assert_eq!(
+        not_allowed.expect(405),
+        json!({ "detail": "Method Not Allowed" })
+    );
+    assert_eq!(
+        not_allowed
+            .headers
+            .get("allow")
+            .and_then(|v| v.to_str().ok()),
+        Some("GET, POST")
+    );
+
+    let detail = |reply: Value| reply["detail"][0].clone();
+    let missing = detail(
+        server
+            .post("/tasks", json!({ "description": "d" }))
+            .await
+            .expect(422),
+    );
+    assert_eq!(
+        (&missing["type"], &missing["loc"]),
+        (&json!("missing"), &json!(["body", "title"]))
+    );
+    let wrong_type = detail(
+        server
+            .post("/tasks", json!({ "title": null }))
+            .await
+            .expect(422),
+    );
+    assert_eq!(wrong_type["type"], json!("string_type"));
+    let bad_id = detail(server.get("/tasks/abc").await.expect(422));
+    assert_eq!(
+        (&bad_id["type"], &bad_id["loc"]),
+        (&json!("int_parsing"), &json!(["path", "task_id"]))
+    );
+
+    let broken = send_raw(
+        server.addr,
+        Method::POST,
+        "/tasks",
+        Some(("application/json", br#"{"title": }"#.to_vec())),
+    )
+    .await;
+    assert_eq!(detail(broken.expect(422))["loc"], json!(["body", 10]));
+    let form = send_raw(
+        server.addr,
+        Method::POST,
+        "/tasks",
+        Some(("text/plain", b"title=x".to_vec())),
+    )
+    .await;
+    assert_eq!(
+        detail(form.expect(422))["type"],
+        json!("model_attributes_type")
+    );
+    let empty = send_raw(
+        server.addr,
+        Method::POST,
+        "/tasks",
+        Some(("application/json", Vec::new())),
+    )
+    .await;
+    assert_eq!(detail(empty.expect(422))["loc"], json!(["body"]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_bodies_are_413_and_store_nothing() {
+    let server = task_api().await;
+    let huge = format!(r#"{{"title":"{}"}}"#, "x".repeat(2 << 20));
+    let reply = send_raw(
+        server.addr,
+        Method::POST,
+        "/tasks",
+        Some(("application/json", huge.into_bytes())),
+    )
+    .await;
+    assert!(
+        reply.expect(413)["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("larger than")),
+        "{}",
+        reply.text
+    );
+    assert_eq!(server.get("/tasks").await.expect(200), json!([]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answer_is_json_and_carries_a_request_id() {
+    let server = task_api().await;
+    for path in [
+        "/",
+        "/health",
+        "/tasks",
+        "/nope",
+        "/tasks/abc",
+        "/openapi.json",
+    ] {
+        let reply = server.get(path).await;
+        assert_eq!(
+            reply
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{path}"
+        );
+        assert!(reply.headers.contains_key("x-request-id"), "{path}");
+        reply.json();
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_lists_every_route() {
+    let server = task_api().await;
+    let document = server.get("/openapi.json").await.expect(200);
+    assert_eq!(document["openapi"], json!("3.1.0"));
+    for path in [
+        "/",
+        "/health",
+        "/tasks",
+        "/tasks/{task_id}",
+        "/tasks/{task_id}/complete",
+    ] {
+        assert!(document["paths"][path].is_object(), "{path} is documented");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_memory_store_is_shared_across_requests() {
+    let server = TestServer::start_with(&components().task_api, &["--store", "memory"]).await;
+    server
+        .post("/tasks", json!({ "title": "kept" }))
+        .await
+        .expect(200);
+    assert_eq!(
+        server.get("/tasks/1").await.expect(200)["title"],
+        json!("kept")
+    );
+    server.stop().await;
+}

@@ -1,0 +1,194 @@
+//! The real binary: startup line, durability across SIGTERM and `kill -9`, draining a slow
+//! request, and the healthcheck and check subcommands.
+
+use std::time::Duration;
+
+use hyper::Method;
+use serde_json::json;
+
+use crate::common::{ServerProcess, components, host_command, send_raw};
+
+fn store_flag(dir: &tempfile::TempDir) -> String {
+    format!("redb:{}", dir.path().join("data/store.redb").display())
+}
+
+async fn create(host: &ServerProcess, title: &str) -> u64 {
+    let body = Some((
+        "application/json",
+        format!(r#"{{"title":"{title}"}}"#).into_bytes(),
+    ));
+    let reply = send_raw(host.addr, Method::POST, "/tasks", body).await;
+    reply.expect(200)["id"].as_u64().expect("an integer id")
+}
+
+async fn titles(host: &ServerProcess) -> Vec<String> {
+    let reply = send_raw(host.addr, Method::GET, "/tasks", None).await;
+    let tasks = reply.expect(200);
+    tasks
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|t| t["title"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_startup_line_names_the_bound_port() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let component = components().task_api.to_string_lossy().into_owned();
+    let host = ServerProcess::host(
+        dir.path(),
+        &["--component", &component, "--store", "memory"],
+    );
+    assert_ne!(host.addr.port(), 0);
+    assert_eq!(
+        send_raw(host.addr, Method::GET, "/", None)
+            .await
+            .expect(200)["version"],
+        json!("1.0.0")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_survive_a_sigterm_restart_and_ids_continue() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (component, store) = (
+        components().task_api.to_string_lossy().into_owned(),
+        store_flag(&dir),
+    );
+    let flags = ["--component", component.as_str(), "--store", store.as_str()];
+
+    let mut first = ServerProcess::host(dir.path(), &flags);
+    for title in ["a", "b", "c"] {
+        create(&first, title).await;
+    }
+    first.signal("TERM");
+    assert_eq!(
+        first.wait(Duration::from_secs(15)).code(),
+        Some(0),
+        "clean exit on SIGTERM"
+    );
+
+    let second = ServerProcess::host(dir.path(), &flags);
+    assert_eq!(titles(&second).await, ["a", "b", "c"]);
+    assert_eq!(create(&second, "d").await, 4, "the id sequence continues");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_acknowledged_create_survives_kill_9() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (component, store) = (
+        components().task_api.to_string_lossy().into_owned(),
+        store_flag(&dir),
+    );
+    let flags = ["--component", component.as_str(), "--store", store.as_str()];
+
+    let mut first = ServerProcess::host(dir.path(), &flags);
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        create(&first, &format!("t{i}")).await;
+        acknowledged.push(format!("t{i}"));
+    }
+    first.signal("KILL");
+    first.wait(Duration::from_secs(10));
+
+    let second = ServerProcess::host(dir.path(), &flags);
+    assert_eq!(titles(&second).await, acknowledged);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let component = components().faulty.to_string_lossy().into_owned();
+    let mut host = ServerProcess::host(
+        dir.path(),
+        &["--component", &component, "--store", "memory"],
+    );
+    let addr = host.addr;
+    let slow =
+        tokio::spawn(async move { send_raw(addr, Method::GET, "/slow?ms=1500", None).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    host.signal("TERM");
+    let reply = slow.await.expect("the slow request ran");
+    assert_eq!(reply.expect(200), json!({ "slept": true }));
+    assert_eq!(host.wait(Duration::from_secs(15)).code(), Some(0));
+    assert!(host.log_text().contains("drained"), "{}", host.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthcheck_passes_against_a_live_server_and_fails_without_one() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let component = components().task_api.to_string_lossy().into_owned();
+    let host = ServerProcess::host(
+        dir.path(),
+        &["--component", &component, "--store", "memory"],
+    );
+    let url = format!("http://{}/health", host.addr);
+    let ok = host_command()
+        .args(["healthcheck", "--url", &url])
+        .output()
+        .expect("healthcheck runs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let missing = format!("http://{}/nope", host.addr);
+    let not_found = host_command()
+        .args(["healthcheck", "--url", &missing])
+        .output()
+        .expect("healthcheck runs");
+    assert_eq!(not_found.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&not_found.stderr).contains("404"));
+    drop(host);
+
+    let down = host_command()
+        .args(["healthcheck", "--url", &url, "--timeout", "2s"])
+        .output()
+        .expect("healthcheck runs");
+    assert_eq!(down.status.code(), Some(1), "nothing listens any more");
+}
+
+#[test]
+fn check_lists_imports_and_accepts_the_task_api() {
+    let output = host_command()
+        .arg("check")
+        .arg(&components().task_api)
+        .output()
+        .expect("check runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("import wasi:keyvalue/atomics@0.2.0-draft  ok"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("export wasi:http/incoming-handler@0.2.12"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_names_every_import_the_host_cannot_provide() {
+    let output = host_command()
+        .arg("check")
+        .arg(&components().unprovided)
+        .output()
+        .expect("check runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("import test:unprovided/greeter  MISSING"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("imports test:unprovided/greeter, which this host does not provide"),
+        "{stderr}"
+    );
+}

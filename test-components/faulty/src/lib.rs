@@ -1,0 +1,79 @@
+//! # faulty-component
+//!
+//! A test fixture for `task-host`: a `wasi:http` component that misbehaves on request, so the
+//! host's limits can be shown to hold while it keeps serving others.
+//!
+//! | path          | behaviour                                         | host answer |
+//! |---------------|---------------------------------------------------|-------------|
+//! | `/trap`       | panics, which aborts: a wasm trap                 | 500         |
+//! | `/loop`       | spins forever                                     | 504         |
+//! | `/alloc`      | allocates until linear memory is exhausted        | 500         |
+//! | `/slow?ms=N`  | sleeps N milliseconds, then answers 200           | 200         |
+//! | anything else | answers 200 `{"component":"faulty"}`              | 200         |
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use wasip2::exports::http::incoming_handler::Guest;
+use wasip2::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+
+/// The exported handler.
+struct Faulty;
+
+impl Guest for Faulty {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let path = request.path_with_query().unwrap_or_default();
+        match path.split_once('?').map_or(path.as_str(), |(path, _)| path) {
+            "/trap" => panic!("the faulty component was asked to trap"),
+            "/loop" => spin_forever(),
+            "/alloc" => allocate_forever(),
+            "/slow" => {
+                let ms = path
+                    .split_once("ms=")
+                    .and_then(|(_, ms)| ms.parse().ok())
+                    .unwrap_or(1000);
+                std::thread::sleep(Duration::from_millis(ms));
+                respond(response_out, br#"{"slept":true}"#);
+            }
+            _ => respond(response_out, br#"{"component":"faulty"}"#),
+        }
+    }
+}
+
+fn spin_forever() -> ! {
+    let mut counter = 0_u64;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+fn allocate_forever() -> ! {
+    let mut hoard = Vec::new();
+    loop {
+        // Touch every page so the memory is really committed, not just reserved.
+        hoard.push(std::hint::black_box(vec![1_u8; 1 << 20]));
+    }
+}
+
+fn respond(response_out: ResponseOutparam, body: &[u8]) {
+    let Ok(headers) =
+        Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
+    else {
+        return;
+    };
+    let response = OutgoingResponse::new(headers);
+    let Ok(outgoing) = response.body() else {
+        return;
+    };
+    ResponseOutparam::set(response_out, Ok(response));
+    if let Ok(mut stream) = outgoing.write()
+        && stream.write_all(body).is_ok()
+    {
+        let _ = stream.blocking_flush();
+    }
+    let _ = OutgoingBody::finish(outgoing, None);
+}
+
+wasip2::http::proxy::export!(Faulty);
