@@ -3,7 +3,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, components, send_raw};
+use crate::common::{Client, TestServer, components, send_raw};
 
 async fn task_api() -> TestServer {
     TestServer::start(&components().task_api).await
@@ -28,6 +28,12 @@ async fn root_and_health_answer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tasks_go_through_their_whole_life() {
     let server = task_api().await;
+    check_task_life(*server).await;
+    server.stop().await;
+}
+
+/// A task created, read, listed, completed, updated and deleted, as in the seed. Shared with the standalone component under `wasmtime serve`.
+pub(crate) async fn check_task_life(server: Client) {
     let created = server
         .post(
             "/tasks",
@@ -76,12 +82,17 @@ async fn tasks_go_through_their_whole_life() {
         json!({ "detail": "Task not found" })
     );
     assert_eq!(server.get("/tasks").await.expect(200), json!([]));
-    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ids_are_never_reused() {
     let server = task_api().await;
+    check_ids_never_reused(*server).await;
+    server.stop().await;
+}
+
+/// Deleting the newest task does not free its id. Shared with the standalone component under `wasmtime serve`.
+pub(crate) async fn check_ids_never_reused(server: Client) {
     for title in ["a", "b"] {
         server
             .post("/tasks", json!({ "title": title }))
@@ -99,13 +110,18 @@ async fn ids_are_never_reused() {
             .expect(200)["id"],
         json!(3)
     );
-    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_creates_get_distinct_ids() {
     let server = task_api().await;
-    let creates = (0..200).map(|i| {
+    check_concurrent_creates(*server, 200).await;
+    server.stop().await;
+}
+
+/// `count` creates at once get ids 1..=count, all listed. Shared with `wasmtime serve`.
+pub(crate) async fn check_concurrent_creates(server: Client, count: u64) {
+    let creates = (1..=count).map(|i| {
         let addr = server.addr;
         tokio::spawn(async move {
             let body = Some((
@@ -128,7 +144,7 @@ async fn concurrent_creates_get_distinct_ids() {
         );
     }
     ids.sort_unstable();
-    assert_eq!(ids, (1..=200).collect::<Vec<u64>>());
+    assert_eq!(ids, (1..=count).collect::<Vec<u64>>());
     let listed: Vec<u64> = server
         .get("/tasks")
         .await
@@ -139,12 +155,17 @@ async fn concurrent_creates_get_distinct_ids() {
         .filter_map(|t| t["id"].as_u64())
         .collect();
     assert_eq!(listed, ids, "every created task is listed, in id order");
-    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn errors_keep_fastapi_shapes() {
     let server = task_api().await;
+    check_error_shapes(*server).await;
+    server.stop().await;
+}
+
+/// Every error answer in FastAPI's shape. Shared with the standalone component under `wasmtime serve`.
+pub(crate) async fn check_error_shapes(server: Client) {
     assert_eq!(
         server.get("/nope").await.expect(404),
         json!({ "detail": "Not Found" })
@@ -158,18 +179,10 @@ async fn errors_keep_fastapi_shapes() {
         json!({ "detail": "Task not found" })
     );
 
-    let not_allowed = server.send(Method::PATCH, "/tasks", None).await;
-    assert_eq!(
-        not_allowed.expect(405),
-        json!({ "detail": "Method Not Allowed" })
-    );
-    assert_eq!(
-        not_allowed
-            .headers
-            .get("allow")
-            .and_then(|v| v.to_str().ok()),
-        Some("GET, POST")
-    );
+    server
+        .send(Method::PATCH, "/tasks", None)
+        .await
+        .expect_method_not_allowed("GET, POST");
 
     let detail = |reply: Value| reply["detail"][0].clone();
     let missing = detail(
@@ -222,7 +235,6 @@ async fn errors_keep_fastapi_shapes() {
     )
     .await;
     assert_eq!(detail(empty.expect(422))["loc"], json!(["body"]));
-    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,12 +4,16 @@
 use std::time::Duration;
 
 use hyper::Method;
+use rustix::process::Signal;
 use serde_json::json;
 
 use crate::common::{ServerProcess, components, host_command, send_raw};
 
-fn store_flag(dir: &tempfile::TempDir) -> String {
-    format!("redb:{}", dir.path().join("data/store.redb").display())
+/// Flags serving the task API with a redb store inside `dir`.
+fn task_api_on_redb(dir: &tempfile::TempDir) -> Vec<String> {
+    let store = format!("redb:{}", dir.path().join("data/store.redb").display());
+    let component = components().task_api.to_string_lossy().into_owned();
+    vec!["--component".into(), component, "--store".into(), store]
 }
 
 async fn create(host: &ServerProcess, title: &str) -> u64 {
@@ -52,17 +56,13 @@ async fn the_startup_line_names_the_bound_port() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tasks_survive_a_sigterm_restart_and_ids_continue() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let (component, store) = (
-        components().task_api.to_string_lossy().into_owned(),
-        store_flag(&dir),
-    );
-    let flags = ["--component", component.as_str(), "--store", store.as_str()];
+    let flags = task_api_on_redb(&dir);
 
     let mut first = ServerProcess::host(dir.path(), &flags);
     for title in ["a", "b", "c"] {
         create(&first, title).await;
     }
-    first.signal("TERM");
+    first.signal(Signal::TERM);
     assert_eq!(
         first.wait(Duration::from_secs(15)).code(),
         Some(0),
@@ -77,11 +77,7 @@ async fn tasks_survive_a_sigterm_restart_and_ids_continue() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_acknowledged_create_survives_kill_9() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let (component, store) = (
-        components().task_api.to_string_lossy().into_owned(),
-        store_flag(&dir),
-    );
-    let flags = ["--component", component.as_str(), "--store", store.as_str()];
+    let flags = task_api_on_redb(&dir);
 
     let mut first = ServerProcess::host(dir.path(), &flags);
     let mut acknowledged = Vec::new();
@@ -89,7 +85,7 @@ async fn every_acknowledged_create_survives_kill_9() {
         create(&first, &format!("t{i}")).await;
         acknowledged.push(format!("t{i}"));
     }
-    first.signal("KILL");
+    first.signal(Signal::KILL);
     first.wait(Duration::from_secs(10));
 
     let second = ServerProcess::host(dir.path(), &flags);
@@ -108,7 +104,7 @@ async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
     let slow =
         tokio::spawn(async move { send_raw(addr, Method::GET, "/slow?ms=1500", None).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    host.signal("TERM");
+    host.signal(Signal::TERM);
     let reply = slow.await.expect("the slow request ran");
     assert_eq!(reply.expect(200), json!({ "slept": true }));
     assert_eq!(host.wait(Duration::from_secs(15)).code(), Some(0));

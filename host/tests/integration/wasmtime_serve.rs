@@ -1,14 +1,20 @@
-//! The plain task_api.wasm under stock `wasmtime serve` (from
-//! ../shared/tools/install-wasmtime-cli.sh): the component is portable, not tied to task-host.
-//! wasmtime's `-S keyvalue` store is fresh for every request, so only stateless answers and
-//! single-request effects are checked here.
+//! Stock `wasmtime serve` (from ../shared/tools/install-wasmtime-cli.sh).
+//!
+//! - The plain task_api.wasm with `-S keyvalue`: the component is portable, not tied to
+//!   task-host. That store is fresh for every request, so only stateless answers and
+//!   single-request effects are checked.
+//! - task_api_standalone.wasm with `--dir`: the kv-fs adapter makes the state real, so it
+//!   passes the same contract checks as task-host, in parallel instances and across restarts.
 
 use std::process::Command;
+use std::time::Duration;
 
 use hyper::Method;
-use serde_json::json;
+use rustix::process::Signal;
+use serde_json::{Value, json};
 
 use crate::common::{ServerProcess, components, send_raw};
+use crate::contract;
 
 fn wasmtime_serve(dir: &tempfile::TempDir) -> ServerProcess {
     let mut command = Command::new("wasmtime");
@@ -46,18 +52,9 @@ async fn stock_wasmtime_serve_answers_the_stateless_contract() {
         json!("int_parsing")
     );
 
-    let not_allowed = send_raw(server.addr, Method::DELETE, "/tasks", None).await;
-    assert_eq!(
-        not_allowed.expect(405),
-        json!({ "detail": "Method Not Allowed" })
-    );
-    assert_eq!(
-        not_allowed
-            .headers
-            .get("allow")
-            .and_then(|v| v.to_str().ok()),
-        Some("GET, POST")
-    );
+    send_raw(server.addr, Method::DELETE, "/tasks", None)
+        .await
+        .expect_method_not_allowed("GET, POST");
 
     let invalid = send_raw(
         server.addr,
@@ -81,5 +78,81 @@ async fn stock_wasmtime_serve_answers_the_stateless_contract() {
         created.await.expect(200)["title"],
         json!("x"),
         "the store works within one request"
+    );
+}
+
+/// `wasmtime serve -S cli --dir <dir>::/data task_api_standalone.wasm`: the kv-fs adapter
+/// keeps the state in `dir`.
+fn standalone(dir: &tempfile::TempDir) -> ServerProcess {
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("a data dir");
+    let mut command = Command::new("wasmtime");
+    command
+        .args(["serve", "-S", "cli", "--addr", "127.0.0.1:0", "--dir"])
+        .arg(format!("{}::/data", data.display()))
+        .arg(&components().standalone);
+    ServerProcess::spawn(command, dir.path(), "Serving HTTP on http://")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_standalone_component_passes_the_task_life_contract() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    contract::check_task_life(standalone(&dir).client()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_standalone_component_never_reuses_ids() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    contract::check_ids_never_reused(standalone(&dir).client()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_standalone_component_keeps_fastapi_error_shapes() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    contract::check_error_shapes(standalone(&dir).client()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_creates_in_parallel_instances_get_distinct_ids() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    contract::check_concurrent_creates(standalone(&dir).client(), 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_and_the_id_sequence_survive_a_wasmtime_restart() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut first = standalone(&dir);
+    let client = first.client();
+    for title in ["a", "b", "c"] {
+        client
+            .post("/tasks", json!({ "title": title }))
+            .await
+            .expect(200);
+    }
+    client
+        .send(Method::DELETE, "/tasks/3", None)
+        .await
+        .expect(200);
+    first.signal(Signal::TERM);
+    first.wait(Duration::from_secs(10));
+
+    let second = standalone(&dir);
+    let client = second.client();
+    let titles: Vec<Value> = client
+        .get("/tasks")
+        .await
+        .expect(200)
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|t| t["title"].clone())
+        .collect();
+    assert_eq!(titles, [json!("a"), json!("b")]);
+    assert_eq!(
+        client
+            .post("/tasks", json!({ "title": "d" }))
+            .await
+            .expect(200)["id"],
+        json!(4)
     );
 }

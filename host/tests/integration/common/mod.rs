@@ -14,6 +14,7 @@ use clap::Parser as _;
 use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderMap};
 use hyper::{Method, Request};
+use rustix::process::{Pid, Signal, kill_process};
 use serde_json::Value;
 use task_host::cli::{Cli, Command as HostCommand, ServeArgs};
 use task_host::server::Server;
@@ -24,6 +25,8 @@ pub(crate) struct Components {
     pub(crate) task_api: PathBuf,
     pub(crate) faulty: PathBuf,
     pub(crate) unprovided: PathBuf,
+    /// task_api.wasm plugged with the kv-fs adapter, for stock `wasmtime serve`.
+    pub(crate) standalone: PathBuf,
 }
 
 /// Builds every test component once per test binary, in its own target directory so it
@@ -50,6 +53,8 @@ pub(crate) fn components() -> &'static Components {
                 "faulty-component",
                 "-p",
                 "unprovided-import",
+                "-p",
+                "kv-fs",
             ])
             .status()
             .expect("cargo can be run");
@@ -58,10 +63,23 @@ pub(crate) fn components() -> &'static Components {
             "building the test components failed (is the wasm32-wasip2 target installed?)"
         );
         let out = target_dir.join("wasm32-wasip2/release");
+        let composed = Command::new(env!("CARGO"))
+            .current_dir(&workspace)
+            .args(["run", "--quiet", "--release", "-p", "xtask", "--target-dir"])
+            .arg(&target_dir)
+            .args(["--", "compose", "--dir"])
+            .arg(&out)
+            .status()
+            .expect("cargo can be run");
+        assert!(
+            composed.success(),
+            "composing task_api_standalone.wasm failed"
+        );
         Components {
             task_api: out.join("task_api.wasm"),
             faulty: out.join("faulty_component.wasm"),
             unprovided: out.join("unprovided_import.wasm"),
+            standalone: out.join("task_api_standalone.wasm"),
         }
     })
 }
@@ -80,9 +98,32 @@ pub(crate) fn serve_args(extra: &[&str]) -> ServeArgs {
     }
 }
 
-/// A server running in this process, with its own store in a temp dir.
-pub(crate) struct TestServer {
+/// Talks JSON over HTTP to one server, wherever it runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Client {
     pub(crate) addr: SocketAddr,
+}
+
+impl Client {
+    /// Sends a request with an optional JSON body and reads the answer.
+    pub(crate) async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let body = body.map(|body| ("application/json", body.to_string().into_bytes()));
+        send_raw(self.addr, method, path, body).await
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(body)).await
+    }
+}
+
+/// A server running in this process, with its own store in a temp dir. It derefs to the
+/// [`Client`] that talks to it.
+pub(crate) struct TestServer {
+    client: Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     running: tokio::task::JoinHandle<()>,
     _dir: TempDir,
@@ -111,25 +152,11 @@ impl TestServer {
             let _ = stop.await;
         }));
         Self {
-            addr,
+            client: Client { addr },
             shutdown: Some(shutdown),
             running,
             _dir: dir,
         }
-    }
-
-    /// Sends a request and reads the JSON answer.
-    pub(crate) async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let body = body.map(|body| ("application/json", body.to_string().into_bytes()));
-        send_raw(self.addr, method, path, body).await
-    }
-
-    pub(crate) async fn get(&self, path: &str) -> Reply {
-        self.send(Method::GET, path, None).await
-    }
-
-    pub(crate) async fn post(&self, path: &str, body: Value) -> Reply {
-        self.send(Method::POST, path, Some(body)).await
     }
 
     /// Stops accepting and waits for the drain.
@@ -138,6 +165,14 @@ impl TestServer {
             let _ = shutdown.send(());
         }
         let _ = (&mut self.running).await;
+    }
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }
 
@@ -159,6 +194,19 @@ impl Reply {
             self.text
         );
         self.json()
+    }
+
+    /// Asserts FastAPI's 405 answer with exactly `allow` in the `Allow` header.
+    #[track_caller]
+    pub(crate) fn expect_method_not_allowed(&self, allow: &str) {
+        assert_eq!(
+            self.expect(405),
+            serde_json::json!({ "detail": "Method Not Allowed" })
+        );
+        assert_eq!(
+            self.headers.get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow)
+        );
     }
 
     pub(crate) fn json(&self) -> Value {
@@ -210,7 +258,7 @@ pub(crate) struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `task-host serve` with `flags` (plus `--addr 127.0.0.1:0`).
-    pub(crate) fn host(log_dir: &Path, flags: &[&str]) -> Self {
+    pub(crate) fn host<S: AsRef<std::ffi::OsStr>>(log_dir: &Path, flags: &[S]) -> Self {
         let mut command = host_command();
         command.args(["serve", "--addr", "127.0.0.1:0"]).args(flags);
         Self::spawn(command, log_dir, "listening on http://")
@@ -263,15 +311,18 @@ impl ServerProcess {
         Self { child, addr, log }
     }
 
-    /// Sends a signal by name (`TERM`, `KILL`, ...).
-    pub(crate) fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status();
-        assert!(
-            status.is_ok_and(|status| status.success()),
-            "kill -s {name} failed"
-        );
+    /// A client for this server.
+    pub(crate) fn client(&self) -> Client {
+        Client { addr: self.addr }
+    }
+
+    /// Sends `signal` (`Signal::TERM`, `Signal::KILL`, ...).
+    pub(crate) fn signal(&self, signal: Signal) {
+        let pid = i32::try_from(self.child.id())
+            .ok()
+            .and_then(Pid::from_raw)
+            .expect("a valid pid");
+        kill_process(pid, signal).unwrap_or_else(|error| panic!("sending {signal:?}: {error}"));
     }
 
     /// Waits up to `timeout` for the process to exit.
