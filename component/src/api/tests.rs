@@ -200,21 +200,24 @@ fn ids_are_never_reused() {
     assert_eq!(store.raw(NEXT_ID_KEY), Some(b"3".to_vec()));
 }
 
+/// Asserts that each (method, path) answers `status` with `{"detail": detail}`.
+#[track_caller]
+fn expect_detail(store: &MemoryStore, routes: &[(&str, &str)], status: u16, detail: &str) {
+    for (method, path) in routes {
+        let body = expect(&send(store, method, path, None), status);
+        assert_eq!(body, json!({ "detail": detail }), "{method} {path}");
+    }
+}
+
 #[test]
 fn unknown_tasks_are_404_on_every_route() {
     let store = MemoryStore::default();
-    for (method, path) in [
+    let routes = [
         ("GET", "/tasks/7"),
         ("PUT", "/tasks/7/complete"),
         ("DELETE", "/tasks/7"),
-    ] {
-        let body = expect(&send(&store, method, path, None), 404);
-        assert_eq!(
-            body,
-            json!({ "detail": "Task not found" }),
-            "{method} {path}"
-        );
-    }
+    ];
+    expect_detail(&store, &routes, 404, "Task not found");
     expect(
         &send(&store, "PUT", "/tasks/7", Some(json!({ "title": "t" }))),
         404,
@@ -316,18 +319,12 @@ fn wrong_methods_are_405_with_allow() {
 fn a_failing_store_is_a_plain_500() {
     let store = MemoryStore::default();
     store.fail();
-    for (method, path) in [
+    let routes = [
         ("GET", "/tasks"),
         ("GET", "/tasks/1"),
         ("DELETE", "/tasks/1"),
-    ] {
-        let body = expect(&send(&store, method, path, None), 500);
-        assert_eq!(
-            body,
-            json!({ "detail": "Internal Server Error" }),
-            "{method} {path}"
-        );
-    }
+    ];
+    expect_detail(&store, &routes, 500, "Internal Server Error");
     expect(
         &send(&store, "POST", "/tasks", Some(json!({ "title": "t" }))),
         500,

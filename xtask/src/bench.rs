@@ -1,0 +1,253 @@
+//! `cargo xtask bench`: load from `wrk` on 127.0.0.1 against the release task-host (redb and
+//! memory stores) and against stock `wasmtime serve`, printed as a table. Numbers only: no
+//! thresholds, so the same command serves for before/after comparisons on one machine.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::workspace_root;
+
+/// wrk settings: two threads (the machine has two cores), 32 connections.
+const WRK_ARGS: &[&str] = &["-t2", "-c32", "--latency"];
+/// Tasks stored before the listing scenario, so `GET /tasks` reads a realistic page.
+const SEEDED_TASKS: usize = 100;
+
+/// One measured scenario.
+struct Scenario {
+    name: &'static str,
+    path: &'static str,
+    script: Option<&'static str>,
+}
+
+const POST_SCRIPT: &str = r#"wrk.method = "POST"
+wrk.body = '{"title":"bench","description":"load"}'
+wrk.headers["Content-Type"] = "application/json"
+"#;
+
+/// Runs every scenario for `seconds` each and prints the table.
+pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
+    let root = workspace_root();
+    let component = root.join("target/wasm32-wasip2/release/task_api.wasm");
+    let host = root.join("target/release/task-host");
+    let work = root.join("target/bench");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let script = work.join("post.lua");
+    std::fs::write(&script, POST_SCRIPT)?;
+    let duration = format!("{seconds}s");
+
+    let scenarios = [
+        Scenario {
+            name: "GET /health",
+            path: "/health",
+            script: None,
+        },
+        Scenario {
+            name: "GET /tasks (100 tasks)",
+            path: "/tasks",
+            script: None,
+        },
+        Scenario {
+            name: "POST /tasks",
+            path: "/tasks",
+            script: Some("post"),
+        },
+    ];
+    println!(
+        "{:<34} {:<24} {:>10} {:>9} {:>9}",
+        "server", "scenario", "req/s", "p50", "p99"
+    );
+    let redb = format!("redb:{}", work.join("store.redb").display());
+    let servers: [(&str, Command); 3] = [
+        (
+            "task-host --store redb",
+            host_command(&host, &component, &redb),
+        ),
+        (
+            "task-host --store memory",
+            host_command(&host, &component, "memory"),
+        ),
+        ("wasmtime serve -S keyvalue", wasmtime_command(&component)),
+    ];
+    for (label, command) in servers {
+        let server = Server::start(command, label)?;
+        for scenario in &scenarios {
+            if scenario.path == "/tasks" && scenario.script.is_none() {
+                server.seed(SEEDED_TASKS)?;
+            }
+            let mut wrk = Command::new("wrk");
+            wrk.args(WRK_ARGS).args(["-d", &duration]);
+            if scenario.script.is_some() {
+                wrk.arg("-s").arg(&script);
+            }
+            let report = wrk
+                .arg(format!("{}{}", server.url, scenario.path))
+                .output()
+                .context("running wrk")?;
+            let (rate, p50, p99, errors) = parse_wrk(&String::from_utf8_lossy(&report.stdout));
+            let note = if errors.is_empty() {
+                String::new()
+            } else {
+                format!("  ({errors})")
+            };
+            println!(
+                "{label:<34} {:<24} {rate:>10} {p50:>9} {p99:>9}{note}",
+                scenario.name
+            );
+        }
+    }
+    Ok(())
+}
+
+fn host_command(host: &Path, component: &Path, store: &str) -> Command {
+    let mut command = Command::new(host);
+    command
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--store",
+            store,
+            "--component",
+        ])
+        .arg(component);
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+fn wasmtime_command(component: &Path) -> Command {
+    let mut command = Command::new("wasmtime");
+    command
+        .args([
+            "serve",
+            "-S",
+            "cli",
+            "-S",
+            "keyvalue",
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .arg(component);
+    command
+}
+
+/// A server under load, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    /// Starts `command` and reads its address from the startup line (task-host prints it on
+    /// stdout, wasmtime on stderr).
+    fn start(mut command: Command, label: &str) -> anyhow::Result<Self> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {label}"))?;
+        let (found, address) = std::sync::mpsc::channel();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let found = found.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let addr = line
+                        .strip_prefix("listening on ")
+                        .or_else(|| line.strip_prefix("Serving HTTP on "));
+                    if let Some(addr) = addr {
+                        let _ = found.send(addr.trim_end_matches('/').to_owned());
+                    }
+                }
+            });
+        }
+        match address.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => Ok(Self { child, url }),
+            Err(_) => {
+                let _ = child.kill();
+                bail!("{label} printed no address")
+            }
+        }
+    }
+
+    fn seed(&self, tasks: usize) -> anyhow::Result<()> {
+        for i in 0..tasks {
+            let status = Command::new("curl")
+                .args([
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "-H",
+                    "content-type: application/json",
+                    "-d",
+                ])
+                .arg(format!(r#"{{"title":"seed {i}"}}"#))
+                .arg(format!("{}/tasks", self.url))
+                .status()?;
+            if !status.success() {
+                bail!("seeding task {i} failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pulls requests/second, the 50th and 99th latency percentiles and any error line out of
+/// wrk's report.
+fn parse_wrk(report: &str) -> (String, String, String, String) {
+    let field = |prefix: &str| {
+        report
+            .lines()
+            .map(str::trim)
+            .find_map(|line| line.strip_prefix(prefix))
+            .map_or_else(
+                || "-".to_owned(),
+                |rest| rest.split_whitespace().next().unwrap_or("-").to_owned(),
+            )
+    };
+    let errors = report
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("Socket errors") || line.starts_with("Non-2xx"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    (field("Requests/sec:"), field("50%"), field("99%"), errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_wrk;
+
+    #[test]
+    fn wrk_reports_are_parsed() {
+        let report = "  Latency Distribution\n     50%    1.20ms\n     99%    9.87ms\n  Non-2xx or 3xx responses: 5\nRequests/sec:  12345.67\n";
+        let (rate, p50, p99, errors) = parse_wrk(report);
+        assert_eq!(
+            (rate.as_str(), p50.as_str(), p99.as_str()),
+            ("12345.67", "1.20ms", "9.87ms")
+        );
+        assert_eq!(errors, "Non-2xx or 3xx responses: 5");
+    }
+}

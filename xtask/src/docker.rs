@@ -1,0 +1,501 @@
+//! The Docker end-to-end check: builds every target of the Dockerfile against the real
+//! engine, prints their sizes, and checks the production and development images as a user
+//! would, with `docker` and `curl`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+
+use crate::workspace_root;
+
+/// The production image must stay under this many bytes, uncompressed.
+const MAX_PRODUCTION_BYTES: u64 = 30_000_000;
+/// `docker inspect` must report `healthy` within this.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(15);
+/// `docker stop` must return within this.
+const STOP_WITHIN: Duration = Duration::from_secs(3);
+/// The development container must serve an edit within this.
+const HOT_RELOAD_WITHIN: Duration = Duration::from_secs(180);
+
+/// Runs the whole check.
+pub(crate) fn e2e() -> anyhow::Result<()> {
+    docker(&["info", "--format", "{{.ServerVersion}}"])
+        .context("no Docker engine answers (run ../shared/docker/engine.sh)")?;
+    let root = workspace_root();
+    let work = root.join("target/docker-e2e");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+
+    let components = work.join("components");
+    step("target component, exported with -o", || {
+        build(&root, &["--target", "component", "-o"], Some(&components))
+    })?;
+    for (target, tag) in [
+        ("production", "task-api:prod"),
+        ("host-builder", "task-api:builder"),
+        ("test", "task-api:test"),
+        ("development", "task-api:dev"),
+    ] {
+        step(&format!("target {target}"), || {
+            build(&root, &["--target", target, "-t", tag], None)
+        })?;
+    }
+    step("production for linux/arm64, cross-built", || {
+        build(
+            &root,
+            &["--platform", "linux/arm64", "-t", "task-api:arm64"],
+            None,
+        )
+    })?;
+    check_arm64()?;
+    print_sizes()?;
+
+    step(
+        "production: CRUD, health, uid, stop, volume, hardening",
+        check_production,
+    )?;
+    step("production: swapping in another component", || {
+        check_swap(&components)
+    })?;
+    step("development: an edit is served without a restart", || {
+        check_hot_reload(&work)
+    })?;
+    step(
+        "a component-only change leaves the host build cached",
+        || check_host_cached(&work),
+    )?;
+    step("a failing test fails the test target", || {
+        check_test_target_fails(&work)
+    })?;
+    Ok(())
+}
+
+fn step(name: &str, check: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    eprintln!("==> docker: {name}");
+    let started = Instant::now();
+    check().with_context(|| format!("docker: {name}"))?;
+    eprintln!("    ok in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// `docker build` of `context` with `args`, exporting to `out` when given.
+fn build(context: &Path, args: &[&str], out: Option<&Path>) -> anyhow::Result<()> {
+    let mut command = Command::new("docker");
+    command.env("DOCKER_BUILDKIT", "1").arg("build").args(args);
+    if let Some(out) = out {
+        command.arg(out);
+    }
+    run(command.arg(context)).map(drop)
+}
+
+fn check_arm64() -> anyhow::Result<()> {
+    let arch = docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Architecture}}",
+        "task-api:arm64",
+    ])?;
+    ensure!(arch.trim() == "arm64", "task-api:arm64 is {arch}");
+    let container = docker(&["create", "task-api:arm64"])?;
+    let binary = std::env::temp_dir().join("task-host-arm64");
+    let copied = docker(&[
+        "cp",
+        &format!("{}:/usr/local/bin/task-host", container.trim()),
+        &binary.to_string_lossy(),
+    ]);
+    docker(&["rm", container.trim()])?;
+    copied?;
+    let header = std::fs::read(&binary)?;
+    // ELF e_machine, little-endian at offset 18: 0xB7 is AArch64.
+    ensure!(
+        header.get(..4) == Some(b"\x7fELF".as_slice())
+            && header.get(18..20) == Some([0xB7, 0].as_slice()),
+        "task-host in task-api:arm64 is not an AArch64 ELF"
+    );
+    eprintln!("    task-api:arm64: arm64 image, task-host is an AArch64 ELF");
+    Ok(())
+}
+
+fn print_sizes() -> anyhow::Result<()> {
+    println!("image sizes (uncompressed, docker image inspect):");
+    for tag in [
+        "task-api:prod",
+        "task-api:arm64",
+        "task-api:dev",
+        "task-api:test",
+        "task-api:builder",
+    ] {
+        let size: u64 = docker(&["image", "inspect", "-f", "{{.Size}}", tag])?
+            .trim()
+            .parse()?;
+        println!("  {tag:<18} {:>8.1} MB", size as f64 / 1e6);
+        if tag == "task-api:prod" {
+            ensure!(
+                size <= MAX_PRODUCTION_BYTES,
+                "task-api:prod is {size} bytes, over {MAX_PRODUCTION_BYTES}"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_production() -> anyhow::Result<()> {
+    let volume = format!("task-api-e2e-{}", std::process::id());
+    let _volume_guard = Volume(volume.clone());
+    docker(&["volume", "create", &volume])?;
+    let hardened = [
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+    ];
+    let mount = format!("{volume}:/data");
+
+    let first = Container::run(&[&hardened[..], &["-v", &mount, "task-api:prod"]].concat())?;
+    let base = first.url()?;
+    wait_until(Duration::from_secs(30), || {
+        Ok(curl("GET", &format!("{base}/health"), None).is_ok_and(|(status, _)| status == 200))
+    })?;
+    let (status, body) = curl(
+        "POST",
+        &format!("{base}/tasks"),
+        Some(r#"{"title":"Test task","description":"Testing the API"}"#),
+    )?;
+    ensure!(
+        status == 200 && body.contains(r#""id":1"#),
+        "create: {status} {body}"
+    );
+    curl(
+        "POST",
+        &format!("{base}/tasks"),
+        Some(r#"{"title":"second"}"#),
+    )?;
+    expect(
+        curl("GET", &format!("{base}/tasks"), None)?,
+        200,
+        r#""title":"second""#,
+    )?;
+    expect(
+        curl(
+            "PUT",
+            &format!("{base}/tasks/1"),
+            Some(r#"{"title":"Renamed"}"#),
+        )?,
+        200,
+        r#""title":"Renamed""#,
+    )?;
+    expect(
+        curl("PUT", &format!("{base}/tasks/1/complete"), None)?,
+        200,
+        r#""completed":true"#,
+    )?;
+    expect(
+        curl("DELETE", &format!("{base}/tasks/2"), None)?,
+        200,
+        "Task deleted",
+    )?;
+    expect(
+        curl("GET", &format!("{base}/tasks/2"), None)?,
+        404,
+        "Task not found",
+    )?;
+
+    let started = Instant::now();
+    wait_until(HEALTHY_WITHIN, || {
+        Ok(first.inspect("{{.State.Health.Status}}")? == "healthy")
+    })?;
+    eprintln!(
+        "    healthy {:.1?} after the first check started",
+        started.elapsed()
+    );
+    let top = docker(&["top", &first.id, "-eo", "uid,comm"])?;
+    ensure!(
+        top.lines()
+            .skip(1)
+            .all(|line| line.trim_start().starts_with("10001")),
+        "not every process runs as uid 10001:\n{top}"
+    );
+
+    let started = Instant::now();
+    docker(&["stop", "-t", "10", &first.id])?;
+    let stopped = started.elapsed();
+    let code = first.inspect("{{.State.ExitCode}}")?;
+    ensure!(
+        stopped <= STOP_WITHIN && code == "0",
+        "docker stop took {stopped:.1?}, exit code {code}"
+    );
+    eprintln!("    docker stop: {stopped:.1?}, exit code 0");
+
+    let second = Container::run(&[&hardened[..], &["-v", &mount, "task-api:prod"]].concat())?;
+    let base = second.url()?;
+    wait_until(Duration::from_secs(30), || {
+        Ok(curl("GET", &format!("{base}/health"), None).is_ok_and(|(status, _)| status == 200))
+    })?;
+    expect(
+        curl("GET", &format!("{base}/tasks/1"), None)?,
+        200,
+        r#""title":"Renamed""#,
+    )?;
+    expect(
+        curl(
+            "POST",
+            &format!("{base}/tasks"),
+            Some(r#"{"title":"third"}"#),
+        )?,
+        200,
+        r#""id":3"#,
+    )?;
+    Ok(())
+}
+
+fn check_swap(components: &Path) -> anyhow::Result<()> {
+    let hello = components.join("hello_component.wasm");
+    let over = format!("{}:/app/task_api.wasm:ro", hello.display());
+    let by_env = format!("{}:/components:ro", components.display());
+    for args in [
+        vec!["-v", over.as_str(), "task-api:prod"],
+        vec![
+            "-v",
+            by_env.as_str(),
+            "-e",
+            "TASK_HOST_COMPONENT=/components/hello_component.wasm",
+            "task-api:prod",
+        ],
+    ] {
+        let container = Container::run(&args)?;
+        let base = container.url()?;
+        wait_until(Duration::from_secs(30), || {
+            Ok(curl("GET", &format!("{base}/"), None)
+                .is_ok_and(|(_, body)| body.contains("swapped-in")))
+        })?;
+    }
+    Ok(())
+}
+
+fn check_hot_reload(work: &Path) -> anyhow::Result<()> {
+    let tree = copy_tree(&work.join("dev-tree"))?;
+    let mount = format!("{}:/src", tree.display());
+    let container = Container::run(&["-v", &mount, "task-api:dev"])?;
+    let base = container.url()?;
+    wait_until(Duration::from_secs(300), || {
+        Ok(curl("GET", &format!("{base}/"), None).is_ok_and(|(_, body)| body.contains("1.0.0")))
+    })?;
+    let openapi = tree.join("component/src/openapi.rs");
+    let source = std::fs::read_to_string(&openapi)?;
+    std::fs::write(
+        &openapi,
+        source.replace(
+            r#"VERSION: &str = "1.0.0""#,
+            r#"VERSION: &str = "1.0.1-dev""#,
+        ),
+    )?;
+    let edited = Instant::now();
+    wait_until(HOT_RELOAD_WITHIN, || {
+        Ok(
+            curl("GET", &format!("{base}/"), None)
+                .is_ok_and(|(_, body)| body.contains("1.0.1-dev")),
+        )
+    })?;
+    eprintln!(
+        "    the edit was served {:.0?} after saving",
+        edited.elapsed()
+    );
+    Ok(())
+}
+
+fn check_host_cached(work: &Path) -> anyhow::Result<()> {
+    let tree = copy_tree(&work.join("cache-tree"))?;
+    let lib = tree.join("component/src/lib.rs");
+    let source = std::fs::read_to_string(&lib)?;
+    std::fs::write(&lib, format!("{source}\n// a one-line change\n"))?;
+    let output = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["build", "--progress=plain", "-t", "task-api:cache-check"])
+        .arg(&tree)
+        .output()?;
+    let log = String::from_utf8_lossy(&output.stderr);
+    ensure!(output.status.success(), "the rebuild failed:\n{log}");
+    let cached = |stage: &str, command: &str| -> anyhow::Result<bool> {
+        let step = log
+            .lines()
+            .find(|line| line.contains(stage) && line.contains(command))
+            .and_then(|line| line.split_whitespace().next())
+            .with_context(|| format!("no {stage} step in the build log"))?;
+        Ok(log.lines().any(|line| line == format!("{step} CACHED")))
+    };
+    ensure!(
+        cached("[host-builder", "cargo zigbuild")?,
+        "the host build step was not CACHED:\n{log}"
+    );
+    ensure!(
+        !cached("[component-builder", "cargo build")?,
+        "the component was not rebuilt:\n{log}"
+    );
+    docker(&["rmi", "task-api:cache-check"])?;
+    Ok(())
+}
+
+fn check_test_target_fails(work: &Path) -> anyhow::Result<()> {
+    let tree = copy_tree(&work.join("failing-tree"))?;
+    let tests = tree.join("component/src/api/tests.rs");
+    let source = std::fs::read_to_string(&tests)?;
+    std::fs::write(
+        &tests,
+        format!(
+            "{source}\n#[test]\nfn a_deliberately_broken_test() {{\n    assert_eq!(1 + 1, 3);\n}}\n"
+        ),
+    )?;
+    let output = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["build", "--target", "test"])
+        .arg(&tree)
+        .output()?;
+    let log = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        !output.status.success(),
+        "docker build --target test passed with a failing test"
+    );
+    ensure!(
+        log.contains("a_deliberately_broken_test"),
+        "the build failed, but not on the broken test:\n{log}"
+    );
+    Ok(())
+}
+
+/// Copies the files git tracks (and untracked, unignored ones) to `dest`.
+fn copy_tree(dest: &Path) -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
+    let files = run(Command::new("git").current_dir(&root).args([
+        "ls-files",
+        "-co",
+        "--exclude-standard",
+        "-z",
+    ]))?;
+    for file in files.split('\0').filter(|file| !file.is_empty()) {
+        let target = dest.join(file);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if root.join(file).is_file() {
+            std::fs::copy(root.join(file), &target).with_context(|| format!("copying {file}"))?;
+        }
+    }
+    Ok(dest.to_path_buf())
+}
+
+/// A detached container publishing port 8000 on a free loopback port; removed on drop.
+struct Container {
+    id: String,
+}
+
+impl Container {
+    fn run(args: &[&str]) -> anyhow::Result<Self> {
+        let id = docker(&[&["run", "-d", "-p", "127.0.0.1::8000"][..], args].concat())?
+            .trim()
+            .to_owned();
+        Ok(Self { id })
+    }
+
+    fn url(&self) -> anyhow::Result<String> {
+        let port = docker(&["port", &self.id, "8000/tcp"])?;
+        let addr = port
+            .lines()
+            .next()
+            .context("no published port")?
+            .trim()
+            .to_owned();
+        Ok(format!("http://{addr}"))
+    }
+
+    fn inspect(&self, format: &str) -> anyhow::Result<String> {
+        Ok(docker(&["inspect", "-f", format, &self.id])?
+            .trim()
+            .to_owned())
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("XTASK_KEEP_CONTAINERS").is_none() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f", "-v", &self.id])
+                .output();
+        }
+    }
+}
+
+/// A named volume, removed on drop.
+struct Volume(String);
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f", &self.0])
+            .output();
+    }
+}
+
+/// `curl` with a JSON body; returns (status, body).
+fn curl(method: &str, url: &str, json: Option<&str>) -> anyhow::Result<(u16, String)> {
+    let mut command = Command::new("curl");
+    command.args([
+        "-sS",
+        "--max-time",
+        "10",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ]);
+    if let Some(json) = json {
+        command.args(["-H", "content-type: application/json", "-d", json]);
+    }
+    let output = run(command.arg(url))?;
+    let (body, status) = output.rsplit_once('\n').context("no status from curl")?;
+    Ok((status.trim().parse()?, body.to_owned()))
+}
+
+fn expect((status, body): (u16, String), want: u16, contains: &str) -> anyhow::Result<()> {
+    ensure!(
+        status == want && body.contains(contains),
+        "expected {want} with {contains:?}, got {status} {body}"
+    );
+    Ok(())
+}
+
+fn wait_until(
+    timeout: Duration,
+    mut ready: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ready()? {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    bail!("not ready within {timeout:?}")
+}
+
+fn docker(args: &[&str]) -> anyhow::Result<String> {
+    run(Command::new("docker").args(args))
+}
+
+/// Runs `command`, returning stdout, or an error with its stderr.
+fn run(command: &mut Command) -> anyhow::Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
