@@ -109,6 +109,10 @@ RUN find . -name '*.rs' -exec touch {} +
 # test: the seed's "Testing Stage" and "Static Analysis" bonuses. Any failure fails the build.
 # The stock `wasmtime serve` tests need the wasmtime CLI and run in `cargo xtask test` instead.
 FROM sources AS test
+# wrk generates the load for the component-swap test.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends wrk \
+ && rm -rf /var/lib/apt/lists/*
 RUN cargo fmt --all --check \
  && cargo clippy --locked --workspace --all-targets -- -D warnings \
  && cargo clippy --locked --target wasm32-wasip2 -p task-api -p hello-component -p kv-fs \
@@ -116,8 +120,9 @@ RUN cargo fmt --all --check \
  && cargo test --locked --workspace -- --skip wasmtime_serve
 
 # ---------------------------------------------------------------------------------------------
-# development: the full toolchain, with the repo bind-mounted at /src. cargo-watch rebuilds
-# the component on every edit and restarts the host on it; the data volume keeps the tasks.
+# development: the full toolchain, with the repo bind-mounted at /src. task-host serves the
+# debug component with --watch on; cargo-watch rebuilds the component on every edit and the
+# running host validates and swaps it in, with no restart. The data volume keeps the tasks.
 #   docker run -p 8000:8000 -v "$PWD":/src task-api:dev
 FROM dev-deps AS dev-tools
 RUN apt-get update \
@@ -135,8 +140,9 @@ RUN find . -name '*.rs' -exec touch {} + \
 ENV TASK_HOST_STORE=redb:/data/store.redb
 VOLUME /data
 EXPOSE 8000
-CMD ["cargo", "watch", "--poll", "-w", "component", "-w", "wit", "-w", "host", "-s", \
-     "cargo build --target wasm32-wasip2 -p task-api && cargo run -p task-host -- serve --component /cargo-target/wasm32-wasip2/debug/task_api.wasm"]
+CMD ["sh", "-c", "cargo build --target wasm32-wasip2 -p task-api && cargo build -p task-host \
+ && { /cargo-target/debug/task-host serve --component /cargo-target/wasm32-wasip2/debug/task_api.wasm & } \
+ && exec cargo watch --poll -w component -w wit -x 'build --target wasm32-wasip2 -p task-api'"]
 
 # ---------------------------------------------------------------------------------------------
 # rootfs: the few files a scratch image needs to name its non-root user and own its volume.

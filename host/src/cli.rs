@@ -76,6 +76,15 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_MAX_BODY", default_value = "1MiB", value_parser = parse_bytes)]
     pub max_body: usize,
 
+    /// Watch the component file and swap in each new version once it is validated
+    /// (`--watch false` turns it off; SIGHUP reloads either way).
+    #[arg(long, env = "TASK_HOST_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch: bool,
+
+    /// A reload candidate must answer `GET` on this path with 2xx before it is swapped in.
+    #[arg(long, env = "TASK_HOST_PROBE_PATH", default_value = "/health", value_parser = parse_probe_path)]
+    pub probe_path: String,
+
     /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
     #[arg(long, env = "TASK_HOST_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -98,6 +107,14 @@ pub struct HealthcheckArgs {
 pub struct CheckArgs {
     /// The component file to inspect.
     pub file: PathBuf,
+}
+
+/// A probe path is an absolute request path, like `/health`.
+fn parse_probe_path(text: &str) -> Result<String, String> {
+    match text.parse::<hyper::Uri>() {
+        Ok(uri) if text.starts_with('/') && uri.scheme().is_none() => Ok(text.to_owned()),
+        _ => Err(format!("{text:?} is not a request path like /health")),
+    }
 }
 
 /// Parses `1048576`, `1MiB`, `64 MB` and the like into a byte count.

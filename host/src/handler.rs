@@ -4,18 +4,19 @@
 //! nothing here does.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -34,9 +35,20 @@ pub struct Limits {
     pub max_body: usize,
 }
 
-/// Serves requests with one component and one key-value backend.
+/// The component being served, and the sha256 of the file it came from.
+#[derive(Clone)]
+pub struct Loaded {
+    /// The linked component.
+    pub runtime: Runtime,
+    /// Hex sha256 of the component file.
+    pub digest: String,
+}
+
+/// Serves requests with the current component and one key-value backend. The component can
+/// be swapped at any time: each request takes the version current when it starts and keeps
+/// it to the end, so in-flight requests finish on the old one.
 pub struct Handler {
-    runtime: Runtime,
+    current: RwLock<Loaded>,
     kv: Arc<dyn Backend>,
     limits: Limits,
     next_request_id: AtomicU64,
@@ -58,10 +70,10 @@ enum Failure {
 }
 
 impl Handler {
-    /// A handler for `runtime`, sharing `kv` across requests.
-    pub fn new(runtime: Runtime, kv: Arc<dyn Backend>, limits: Limits) -> Self {
+    /// A handler for `loaded`, sharing `kv` across requests.
+    pub fn new(loaded: Loaded, kv: Arc<dyn Backend>, limits: Limits) -> Self {
         Self {
-            runtime,
+            current: RwLock::new(loaded),
             kv,
             limits,
             next_request_id: AtomicU64::new(1),
@@ -101,6 +113,57 @@ impl Handler {
         request: Request<Incoming>,
     ) -> Result<Response<HyperOutgoingBody>, Failure> {
         let request = self.read_body(request).await?;
+        let pre = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .runtime
+            .pre
+            .clone();
+        self.call(pre, request_id, request).await
+    }
+
+    /// The digest of the component being served.
+    pub fn digest(&self) -> String {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .digest
+            .clone()
+    }
+
+    /// Makes `loaded` the served component for every request from now on; returns the
+    /// previous one.
+    pub fn swap(&self, loaded: Loaded) -> Loaded {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut current, loaded)
+    }
+
+    /// Sends `GET path` to `runtime` in a throwaway instance, under the same limits and with
+    /// the same store as real requests, and returns the status, or why there was none.
+    pub async fn probe(&self, runtime: &Runtime, path: &str) -> Result<StatusCode, String> {
+        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        // wasi:http requests carry an authority; a probe has no client, so it names the host.
+        let request = Request::get(path)
+            .header(HOST, "localhost")
+            .body(
+                Full::new(Bytes::new())
+                    .map_err(never as fn(Infallible) -> wasmtime_wasi_http::Error),
+            )
+            .map_err(|error| format!("invalid probe path {path:?}: {error}"))?;
+        match self.call(runtime.pre.clone(), request_id, request).await {
+            Ok(response) => Ok(response.status()),
+            Err(failure) => Err(failure.describe()),
+        }
+    }
+
+    /// Runs `pre` on one request in a fresh store.
+    async fn call(
+        &self,
+        pre: ProxyPre<HostState>,
+        request_id: u64,
+        request: Request<GuestBody>,
+    ) -> Result<Response<HyperOutgoingBody>, Failure> {
         let Limits {
             max_memory,
             request_timeout,
@@ -108,7 +171,7 @@ impl Handler {
         } = self.limits;
 
         let mut store = Store::new(
-            self.runtime.pre.engine(),
+            pre.engine(),
             HostState::new(request_id, Arc::clone(&self.kv), max_memory),
         );
         store.limiter(|state| &mut state.limits);
@@ -124,7 +187,6 @@ impl Handler {
             ),
             Err(error) => return Err(Failure::Guest(error)),
         };
-        let pre = self.runtime.pre.clone();
         // The guest runs in its own task so it can keep streaming the body after it has
         // handed over the response head.
         let guest = tokio::spawn(async move {
@@ -178,7 +240,7 @@ impl Handler {
         };
         Ok(Request::from_parts(
             parts,
-            Full::new(bytes).map_err(|never| match never {}),
+            Full::new(bytes).map_err(never as fn(Infallible) -> _),
         ))
     }
 }
@@ -186,6 +248,10 @@ impl Handler {
 /// The request body handed to the guest: already fully read.
 type GuestBody =
     http_body_util::combinators::MapErr<Full<Bytes>, fn(Infallible) -> wasmtime_wasi_http::Error>;
+
+fn never(never: Infallible) -> wasmtime_wasi_http::Error {
+    match never {}
+}
 
 fn deadline_ticks(timeout: Duration) -> u64 {
     let ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis());
@@ -201,6 +267,22 @@ fn classify(error: wasmtime::Error, timeout: Duration) -> Failure {
 }
 
 impl Failure {
+    /// One line saying what went wrong: the trap code rather than the wasm backtrace.
+    fn describe(&self) -> String {
+        match self {
+            Self::TooLarge(limit) => format!("request body over {limit} bytes"),
+            Self::BadBody(reason) => format!("unreadable request body: {reason}"),
+            Self::Timeout(timeout) => format!(
+                "no response within {}",
+                humantime::format_duration(*timeout)
+            ),
+            Self::Busy => "every instance slot is busy".to_owned(),
+            Self::Guest(error) => error
+                .downcast_ref::<Trap>()
+                .map_or_else(|| format!("{error:#}"), Trap::to_string),
+        }
+    }
+
     fn into_response(self, request_id: u64) -> Response<HyperOutgoingBody> {
         match self {
             Self::TooLarge(limit) => json_response(
@@ -231,12 +313,9 @@ impl Failure {
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
                 response
             }
-            Self::Guest(error) => {
+            Self::Guest(ref error) => {
                 // The trap code is the one-line story; the wasm backtrace is for debugging.
-                let reason = error
-                    .downcast_ref::<Trap>()
-                    .map_or_else(|| format!("{error:#}"), Trap::to_string);
-                tracing::error!(request_id, "guest failed: {reason}");
+                tracing::error!(request_id, "guest failed: {}", self.describe());
                 tracing::debug!(request_id, "guest failure detail: {error:?}");
                 json_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
             }

@@ -14,6 +14,7 @@
 //!              │                                          │ body limit, epoch deadline, memory cap
 //!              ▼                                          ▼
 //!       signal::Signals ── graceful drain       guest ──► kv::KvView ──► Backend (memory | redb)
+//!       reload::Reloader ── file watch / SIGHUP ─► compile, check, probe ─► Handler::swap
 //!                                                 └─ stdout/stderr ──► guest_log (tagged lines)
 //! ```
 //!
@@ -23,6 +24,7 @@
 //! - [`imports`]: what the host provides, and `task-host check`.
 //! - [`handler`]: one request, every failure mapped to a JSON answer.
 //! - [`server`]: accept loop and graceful drain; [`signal`]: SIGTERM/SIGINT.
+//! - [`reload`]: swapping the component on a file change or SIGHUP, validated first.
 //! - [`kv`]: the wasi:keyvalue host and its backends.
 //! - [`state`]: the per-request store data; [`guest_log`]: guest output as log lines.
 //! - [`healthcheck`]: the probe for curl-less images, over [`client`]; [`telemetry`]: logging.
@@ -34,6 +36,7 @@ pub mod handler;
 pub mod healthcheck;
 pub mod imports;
 pub mod kv;
+pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod signal;

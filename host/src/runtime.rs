@@ -71,12 +71,6 @@ pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     Ok(linker)
 }
 
-/// Reads, compiles, checks and links the component at `path`. Every failure is one sentence
-/// that names the file and the problem.
-pub fn load(engine: &Engine, linker: &Linker<HostState>, path: &Path) -> Result<Runtime> {
-    link(engine, linker, path, &compile(engine, path)?)
-}
-
 /// Checks that the host can serve `component` (read from `path`) and links it.
 pub fn link(
     engine: &Engine,
@@ -106,7 +100,12 @@ pub fn link(
 pub fn compile(engine: &Engine, path: &Path) -> Result<Component> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
-    match wasm_kind(&bytes) {
+    compile_bytes(engine, path, &bytes)
+}
+
+/// Compiles the bytes of the component file at `path` (named in errors).
+pub fn compile_bytes(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component> {
+    match wasm_kind(bytes) {
         WasmKind::Component => {}
         WasmKind::CoreModule => bail!(
             "{} is a core WebAssembly module, not a component (build for wasm32-wasip2, or wrap it with `wasm-tools component new`)",
@@ -114,7 +113,7 @@ pub fn compile(engine: &Engine, path: &Path) -> Result<Component> {
         ),
         WasmKind::NotWasm => bail!("{} is not a WebAssembly file", path.display()),
     }
-    Component::new(engine, &bytes)
+    Component::new(engine, bytes)
         .with_context(|| format!("cannot compile component {}", path.display()))
 }
 

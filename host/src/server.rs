@@ -1,5 +1,6 @@
-//! The accept loop: HTTP/1.1 with keep-alive over [`Handler`], and a graceful drain that
-//! stops accepting, lets in-flight requests finish within the shutdown timeout, then returns.
+//! The accept loop: HTTP/1.1 with keep-alive over [`Handler`], the component watcher and
+//! SIGHUP reloads ([`Reloader`]), and a graceful drain that stops accepting, lets in-flight
+//! requests finish within the shutdown timeout, then returns.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,15 +13,20 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::ServeArgs;
-use crate::handler::{Handler, Limits};
+use crate::handler::{Handler, Limits, Loaded};
+use crate::reload::{self, Reloader};
 use crate::runtime;
 
 /// A bound, ready server.
 pub struct Server {
     listener: TcpListener,
     handler: Arc<Handler>,
+    reloader: Arc<Reloader>,
+    watch: bool,
+    hangups: Signal,
     shutdown_timeout: Duration,
 }
 
@@ -30,9 +36,17 @@ impl Server {
     pub async fn bind(args: &ServeArgs) -> anyhow::Result<Self> {
         let kv = args.store.open()?;
         let engine = runtime::engine(args.max_memory)?;
-        let linker = runtime::linker(&engine)?;
-        let loaded = runtime::load(&engine, &linker, &args.component)?;
+        let linker = Arc::new(runtime::linker(&engine)?);
+        let loaded_from = reload::Fingerprint::of(&args.component);
+        let bytes = std::fs::read(&args.component)
+            .with_context(|| format!("cannot read component {}", args.component.display()))?;
+        let component = runtime::compile_bytes(&engine, &args.component, &bytes)?;
+        let loaded = Loaded {
+            runtime: runtime::link(&engine, &linker, &args.component, &component)?,
+            digest: reload::digest(&bytes),
+        };
         runtime::start_epoch_ticker(&engine)?;
+        let hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let listener = TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -41,10 +55,28 @@ impl Server {
             request_timeout: args.request_timeout,
             max_body: args.max_body,
         };
-        tracing::info!(component = %args.component.display(), store = %args.store, "component loaded");
+        tracing::info!(
+            component = %args.component.display(),
+            sha256 = %loaded.digest,
+            store = %args.store,
+            watch = args.watch,
+            "component loaded",
+        );
+        let handler = Arc::new(Handler::new(loaded, kv, limits));
+        let reloader = Reloader::new(
+            loaded_from,
+            engine,
+            linker,
+            args.component.clone(),
+            args.probe_path.clone(),
+            Arc::clone(&handler),
+        );
         Ok(Self {
             listener,
-            handler: Arc::new(Handler::new(loaded, kv, limits)),
+            handler,
+            reloader: Arc::new(reloader),
+            watch: args.watch,
+            hangups,
             shutdown_timeout: args.shutdown_timeout,
         })
     }
@@ -58,6 +90,10 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let watcher = self
+            .watch
+            .then(|| tokio::spawn(Arc::clone(&self.reloader).watch()));
+        let hangups = tokio::spawn(Arc::clone(&self.reloader).on_sighup(self.hangups));
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -89,6 +125,10 @@ impl Server {
             });
         }
         drop(self.listener);
+        hangups.abort();
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         match tokio::time::timeout(self.shutdown_timeout, graceful.shutdown()).await {
             Ok(()) => tracing::info!("drained: every in-flight request finished"),
             Err(_) => tracing::warn!(

@@ -1,11 +1,13 @@
 //! `cargo xtask bench`: load from `wrk` on 127.0.0.1 against the release task-host (redb and
-//! memory stores) and against stock `wasmtime serve`, printed as a table. Numbers only: no
+//! memory stores) and against stock `wasmtime serve`, printed as a table; then the time a
+//! component swap takes, from the file's rename to the first response from the new version. Numbers only: no
 //! thresholds, so the same command serves for before/after comparisons on one machine.
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
@@ -74,33 +76,95 @@ pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
         ("wasmtime serve -S keyvalue", wasmtime_command(&component)),
     ];
     for (label, command) in servers {
-        let server = Server::start(command, label)?;
-        for scenario in &scenarios {
-            if scenario.path == "/tasks" && scenario.script.is_none() {
-                server.seed(SEEDED_TASKS)?;
-            }
-            let mut wrk = Command::new("wrk");
-            wrk.args(WRK_ARGS).args(["-d", &duration]);
-            if scenario.script.is_some() {
-                wrk.arg("-s").arg(&script);
-            }
-            let report = wrk
-                .arg(format!("{}{}", server.url, scenario.path))
-                .output()
-                .context("running wrk")?;
-            let (rate, p50, p99, errors) = parse_wrk(&String::from_utf8_lossy(&report.stdout));
-            let note = if errors.is_empty() {
-                String::new()
-            } else {
-                format!("  ({errors})")
-            };
-            println!(
-                "{label:<34} {:<24} {rate:>10} {p50:>9} {p99:>9}{note}",
-                scenario.name
-            );
+        measure_throughput(label, command, &scenarios, &duration, &script)?;
+    }
+    measure_swaps(&root, &host, &work)
+}
+
+/// Runs every wrk scenario against one server.
+fn measure_throughput(
+    label: &str,
+    command: Command,
+    scenarios: &[Scenario],
+    duration: &str,
+    script: &Path,
+) -> anyhow::Result<()> {
+    let server = Server::start(command, label)?;
+    for scenario in scenarios {
+        if scenario.path == "/tasks" && scenario.script.is_none() {
+            server.seed(SEEDED_TASKS)?;
         }
+        let mut wrk = Command::new("wrk");
+        wrk.args(WRK_ARGS).args(["-d", duration]);
+        if scenario.script.is_some() {
+            wrk.arg("-s").arg(script);
+        }
+        let report = wrk
+            .arg(format!("{}{}", server.url, scenario.path))
+            .output()
+            .context("running wrk")?;
+        let (rate, p50, p99, errors) = parse_wrk(&String::from_utf8_lossy(&report.stdout));
+        let note = if errors.is_empty() {
+            String::new()
+        } else {
+            format!("  ({errors})")
+        };
+        println!(
+            "{label:<34} {:<24} {rate:>10} {p50:>9} {p99:>9}{note}",
+            scenario.name
+        );
     }
     Ok(())
+}
+
+/// Swaps between task_api.wasm and hello_component.wasm under a running release task-host
+/// and prints the time from the rename to the first response from the new version.
+fn measure_swaps(root: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
+    const SWAPS: usize = 6;
+    let release = root.join("target/wasm32-wasip2/release");
+    let versions = [
+        (release.join("hello_component.wasm"), "swapped-in"),
+        (release.join("task_api.wasm"), "Task Manager API"),
+    ];
+    let served = work.join("served.wasm");
+    std::fs::copy(&versions[1].0, &served)?;
+    let server = Server::start(host_command(host, &served, "memory"), "task-host --watch")?;
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    println!();
+    println!("component swap: rename to first response from the new version (release task-host)");
+    for swap in 0..SWAPS {
+        let (candidate, marker) = &versions[swap % 2];
+        let temp = work.join("candidate.tmp");
+        std::fs::copy(candidate, &temp)?;
+        let renamed = Instant::now();
+        std::fs::rename(&temp, &served)?;
+        while !get_root(&addr).is_ok_and(|body| body.contains(marker)) {
+            if renamed.elapsed() > Duration::from_secs(30) {
+                bail!("swap {swap} was not served within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let name = candidate
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        println!(
+            "  swap {:>2} -> {name:<22} {:>7.0} ms",
+            swap + 1,
+            renamed.elapsed().as_secs_f64() * 1000.0
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Ok(())
+}
+
+/// `GET /` over a raw HTTP/1.0 connection: the body, or an error.
+fn get_root(addr: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
 }
 
 fn host_command(host: &Path, component: &Path, store: &str) -> Command {

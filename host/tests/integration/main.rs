@@ -6,4 +6,5 @@ mod config_errors;
 mod contract;
 mod faults;
 mod lifecycle;
+mod swap;
 mod wasmtime_serve;

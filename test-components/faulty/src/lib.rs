@@ -9,6 +9,7 @@
 //! | `/loop`       | spins forever                                     | 504         |
 //! | `/alloc`      | allocates until linear memory is exhausted        | 500         |
 //! | `/slow?ms=N`  | sleeps N milliseconds, then answers 200           | 200         |
+//! | `/health`     | answers 500: a reload candidate that must be refused | 500      |
 //! | anything else | answers 200 `{"component":"faulty"}`              | 200         |
 
 use std::io::Write as _;
@@ -35,9 +36,10 @@ impl Guest for Faulty {
                     .and_then(|(_, ms)| ms.parse().ok())
                     .unwrap_or(1000);
                 std::thread::sleep(Duration::from_millis(ms));
-                respond(response_out, br#"{"slept":true}"#);
+                respond(response_out, 200, br#"{"slept":true}"#);
             }
-            _ => respond(response_out, br#"{"component":"faulty"}"#),
+            "/health" => respond(response_out, 500, br#"{"status":"unhealthy"}"#),
+            _ => respond(response_out, 200, br#"{"component":"faulty"}"#),
         }
     }
 }
@@ -57,14 +59,14 @@ fn allocate_forever() -> ! {
     }
 }
 
-fn respond(response_out: ResponseOutparam, body: &[u8]) {
+fn respond(response_out: ResponseOutparam, status: u16, body: &[u8]) {
     let Ok(headers) =
         Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
     else {
         return;
     };
     let response = OutgoingResponse::new(headers);
-    let Ok(outgoing) = response.body() else {
+    let (Ok(()), Ok(outgoing)) = (response.set_status_code(status), response.body()) else {
         return;
     };
     ResponseOutparam::set(response_out, Ok(response));

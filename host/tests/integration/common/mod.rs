@@ -25,6 +25,7 @@ pub(crate) struct Components {
     pub(crate) task_api: PathBuf,
     pub(crate) faulty: PathBuf,
     pub(crate) unprovided: PathBuf,
+    pub(crate) hello: PathBuf,
     /// task_api.wasm plugged with the kv-fs adapter, for stock `wasmtime serve`.
     pub(crate) standalone: PathBuf,
 }
@@ -55,6 +56,8 @@ pub(crate) fn components() -> &'static Components {
                 "unprovided-import",
                 "-p",
                 "kv-fs",
+                "-p",
+                "hello-component",
             ])
             .status()
             .expect("cargo can be run");
@@ -80,6 +83,7 @@ pub(crate) fn components() -> &'static Components {
             faulty: out.join("faulty_component.wasm"),
             unprovided: out.join("unprovided_import.wasm"),
             standalone: out.join("task_api_standalone.wasm"),
+            hello: out.join("hello_component.wasm"),
         }
     })
 }

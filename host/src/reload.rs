@@ -1,0 +1,248 @@
+//! Swapping the served component while running: on a change to the component file (an
+//! in-place write, an atomic rename, a symlink flip) or on SIGHUP, the candidate is compiled,
+//! checked to be a component whose imports this host provides, and probed with `GET
+//! --probe-path` in a throwaway instance. Only a candidate that answers 2xx replaces the
+//! running one; anything else is logged as one "reload rejected" line and the old version
+//! keeps serving.
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, bail};
+use sha2::{Digest as _, Sha256};
+use tokio::signal::unix::Signal;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+use crate::handler::{Handler, Loaded};
+use crate::runtime;
+use crate::state::HostState;
+
+/// How often the component file is looked at.
+const POLL: Duration = Duration::from_millis(100);
+/// A changed file is tried once it has stayed the same this long, so that a half-written
+/// file is never compiled.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Reloads one component path into one handler.
+pub struct Reloader {
+    /// The file as it was when the served version was read; a change from it is a reload.
+    loaded_from: Option<Fingerprint>,
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+    path: PathBuf,
+    probe_path: String,
+    handler: Arc<Handler>,
+}
+
+/// Hex sha256 of `bytes`: how the log names component versions.
+pub fn digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+impl Reloader {
+    /// A reloader for the component at `path`, served by `handler`. `loaded_from` must be
+    /// taken before the served bytes were read, so that no replacement can slip in between.
+    pub fn new(
+        loaded_from: Option<Fingerprint>,
+        engine: Engine,
+        linker: Arc<Linker<HostState>>,
+        path: PathBuf,
+        probe_path: String,
+        handler: Arc<Handler>,
+    ) -> Self {
+        Self {
+            loaded_from,
+            engine,
+            linker,
+            path,
+            probe_path,
+            handler,
+        }
+    }
+
+    /// Tries the file now; logs the swap, or why it was rejected.
+    pub async fn reload(&self, trigger: &str) {
+        match self.try_reload().await {
+            Ok(None) => tracing::info!(trigger, "reload skipped: the component file is unchanged"),
+            Ok(Some(swap)) => tracing::info!(
+                trigger,
+                old = %short(&swap.old),
+                new = %short(&swap.new),
+                validate_ms = swap.validated.as_secs_f64() * 1000.0,
+                switch_us = swap.switched.as_secs_f64() * 1e6,
+                "component swapped",
+            ),
+            Err(reason) => {
+                let reason = format!("{reason:#}")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                tracing::warn!(trigger, "reload rejected: {reason}");
+            }
+        }
+    }
+
+    async fn try_reload(&self) -> anyhow::Result<Option<Swap>> {
+        let started = Instant::now();
+        let bytes = tokio::fs::read(&self.path)
+            .await
+            .with_context(|| format!("cannot read component {}", self.path.display()))?;
+        let new = digest(&bytes);
+        if new == self.handler.digest() {
+            return Ok(None);
+        }
+        let (engine, linker, path) = (
+            self.engine.clone(),
+            Arc::clone(&self.linker),
+            self.path.clone(),
+        );
+        // Compiling takes a while and blocks: keep it off the threads that serve requests.
+        let runtime = tokio::task::spawn_blocking(move || {
+            let component = runtime::compile_bytes(&engine, &path, &bytes)?;
+            runtime::link(&engine, &linker, &path, &component)
+        })
+        .await
+        .context("the compile task failed")??;
+        match self.handler.probe(&runtime, &self.probe_path).await {
+            Ok(status) if status.is_success() => {}
+            Ok(status) => bail!(
+                "the candidate answered GET {} with {status}",
+                self.probe_path
+            ),
+            Err(reason) => bail!("the candidate failed GET {}: {reason}", self.probe_path),
+        }
+        let validated = started.elapsed();
+        let switch = Instant::now();
+        let old = self.handler.swap(Loaded {
+            runtime,
+            digest: new.clone(),
+        });
+        Ok(Some(Swap {
+            old: old.digest,
+            new,
+            validated,
+            switched: switch.elapsed(),
+        }))
+    }
+
+    /// Watches the component file until the task is dropped.
+    pub async fn watch(self: Arc<Self>) {
+        // Starting from the load-time fingerprint, a change made before the watcher started
+        // is still seen on the first poll.
+        let mut seen = self.loaded_from.clone();
+        let mut changed_at: Option<Instant> = None;
+        loop {
+            tokio::time::sleep(POLL).await;
+            let now = Fingerprint::of(&self.path);
+            if now != seen {
+                seen = now;
+                changed_at = Some(Instant::now());
+            } else if changed_at.is_some_and(|at| at.elapsed() >= SETTLE) {
+                changed_at = None;
+                if seen.is_some() {
+                    self.reload("file changed").await;
+                }
+            }
+        }
+    }
+
+    /// Reloads on every SIGHUP `hangups` delivers, until the task is dropped.
+    pub async fn on_sighup(self: Arc<Self>, mut hangups: Signal) {
+        while hangups.recv().await.is_some() {
+            self.reload("SIGHUP").await;
+        }
+    }
+}
+
+/// What a swap replaced, and how long it took.
+struct Swap {
+    old: String,
+    new: String,
+    validated: Duration,
+    switched: Duration,
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
+}
+
+/// What identifies one version of the file at a path: following symlinks, so that a flip of
+/// a link (Kubernetes ConfigMap volumes) shows up, and with the inode, so that a rename over
+/// the path does too, even with the same size and mtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    target: Option<PathBuf>,
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Fingerprint {
+    /// The fingerprint of the file at `path` now, or `None` if there is none.
+    pub fn of(path: &Path) -> Option<Self> {
+        let metadata = std::fs::metadata(path).ok()?;
+        Some(Self {
+            target: std::fs::canonicalize(path).ok(),
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_see_writes_renames_and_symlink_flips() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (a, b, link) = (
+            dir.path().join("a.wasm"),
+            dir.path().join("b.wasm"),
+            dir.path().join("current.wasm"),
+        );
+        std::fs::write(&a, b"one")?;
+        std::fs::write(&b, b"two")?;
+        std::os::unix::fs::symlink(&a, &link)?;
+        let first = Fingerprint::of(&link);
+        assert!(first.is_some());
+
+        let flip = dir.path().join("next.wasm");
+        std::os::unix::fs::symlink(&b, &flip)?;
+        std::fs::rename(&flip, &link)?;
+        let flipped = Fingerprint::of(&link);
+        assert_ne!(first, flipped, "a symlink flip");
+
+        std::fs::write(&b, b"three!")?;
+        assert_ne!(flipped, Fingerprint::of(&link), "an in-place write");
+
+        let renamed = Fingerprint::of(&a);
+        let replacement = dir.path().join("a.tmp");
+        std::fs::write(&replacement, b"one")?;
+        std::fs::rename(&replacement, &a)?;
+        assert_ne!(
+            renamed,
+            Fingerprint::of(&a),
+            "a rename with the same content"
+        );
+        assert_eq!(Fingerprint::of(&dir.path().join("missing")), None);
+        Ok(())
+    }
+
+    #[test]
+    fn digests_are_sha256_hex() {
+        assert_eq!(
+            digest(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}
