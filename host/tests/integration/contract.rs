@@ -93,12 +93,7 @@ async fn ids_are_never_reused() {
 
 /// Deleting the newest task does not free its id. Shared with the standalone component under `wasmtime serve`.
 pub(crate) async fn check_ids_never_reused(server: Client) {
-    for title in ["a", "b"] {
-        server
-            .post("/tasks", json!({ "title": title }))
-            .await
-            .expect(200);
-    }
+    server.create_tasks(&["a", "b"]).await;
     server
         .send(Method::DELETE, "/tasks/2", None)
         .await

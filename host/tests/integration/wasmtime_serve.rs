@@ -123,12 +123,7 @@ async fn tasks_and_the_id_sequence_survive_a_wasmtime_restart() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut first = standalone(&dir);
     let client = first.client();
-    for title in ["a", "b", "c"] {
-        client
-            .post("/tasks", json!({ "title": title }))
-            .await
-            .expect(200);
-    }
+    client.create_tasks(&["a", "b", "c"]).await;
     client
         .send(Method::DELETE, "/tasks/3", None)
         .await

@@ -122,6 +122,15 @@ impl Client {
     pub(crate) async fn post(&self, path: &str, body: Value) -> Reply {
         self.send(Method::POST, path, Some(body)).await
     }
+
+    /// Creates one task per title, in order, asserting each create succeeds.
+    pub(crate) async fn create_tasks(&self, titles: &[&str]) {
+        for title in titles {
+            self.post("/tasks", serde_json::json!({ "title": title }))
+                .await
+                .expect(200);
+        }
+    }
 }
 
 /// A server running in this process, with its own store in a temp dir. It derefs to the
