@@ -212,11 +212,15 @@ fn check_production() -> anyhow::Result<()> {
         "    healthy {:.1?} after the first check started",
         started.elapsed()
     );
-    let top = docker(&["top", &first.id, "-eo", "uid,comm"])?;
+    // docker top needs a pid column in a custom ps format; the uid is the second one.
+    let top = docker(&["top", &first.id, "-eo", "pid,uid,comm"])?;
+    let uids: Vec<&str> = top
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .collect();
     ensure!(
-        top.lines()
-            .skip(1)
-            .all(|line| line.trim_start().starts_with("10001")),
+        !uids.is_empty() && uids.iter().all(|uid| *uid == "10001"),
         "not every process runs as uid 10001:\n{top}"
     );
 
