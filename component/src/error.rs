@@ -1,6 +1,6 @@
 //! The component's one error type and the one place that renders errors as responses.
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::message::Response;
 use crate::store::StoreError;
@@ -31,6 +31,14 @@ pub(crate) enum ApiError {
     Internal(String),
 }
 
+/// FastAPI's error body. A struct rather than a `json!` map so the validation entries keep
+/// pydantic's key order (`type`, `loc`, `msg`, `input`) without an order-preserving map,
+/// whose random hasher would make the component import `wasi:random/insecure-seed`.
+#[derive(Serialize)]
+struct Detail<T> {
+    detail: T,
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         Self::Internal(format!("key-value store: {}", error.0))
@@ -48,21 +56,43 @@ impl ApiError {
     /// client: they are written to stderr, which the host tags with the request id.
     pub(crate) fn into_response(self) -> Response {
         match self {
-            Self::NotFound => Response::json(404, &json!({ "detail": "Not Found" })),
+            Self::NotFound => Response::json(
+                404,
+                &Detail {
+                    detail: "Not Found",
+                },
+            ),
             Self::MethodNotAllowed { allow } => Response {
                 allow: Some(allow),
-                ..Response::json(405, &json!({ "detail": "Method Not Allowed" }))
+                ..Response::json(
+                    405,
+                    &Detail {
+                        detail: "Method Not Allowed",
+                    },
+                )
             },
-            Self::TaskNotFound => Response::json(404, &json!({ "detail": "Task not found" })),
-            Self::Validation(errors) => Response::json(422, &json!({ "detail": errors })),
+            Self::TaskNotFound => Response::json(
+                404,
+                &Detail {
+                    detail: "Task not found",
+                },
+            ),
+            Self::Validation(errors) => Response::json(422, &Detail { detail: errors }),
             Self::PayloadTooLarge { limit } => Response::json(
                 413,
-                &json!({ "detail": format!("Request body is larger than {limit} bytes") }),
+                &Detail {
+                    detail: format!("Request body is larger than {limit} bytes"),
+                },
             ),
-            Self::BadRequest(detail) => Response::json(400, &json!({ "detail": detail })),
+            Self::BadRequest(detail) => Response::json(400, &Detail { detail }),
             Self::Internal(detail) => {
                 eprintln!("ERROR: {detail}");
-                Response::json(500, &json!({ "detail": "Internal Server Error" }))
+                Response::json(
+                    500,
+                    &Detail {
+                        detail: "Internal Server Error",
+                    },
+                )
             }
         }
     }

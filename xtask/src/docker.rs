@@ -56,6 +56,10 @@ pub(crate) fn e2e() -> anyhow::Result<()> {
         "production: CRUD, health, uid, stop, volume, hardening",
         check_production,
     )?;
+    step(
+        "compose: `up` serves production on :8000 with a named volume",
+        check_compose,
+    )?;
     step("production: swapping in another component", || {
         check_swap(&components)
     })?;
@@ -254,6 +258,43 @@ fn check_production() -> anyhow::Result<()> {
         r#""id":3"#,
     )?;
     Ok(())
+}
+
+fn check_compose() -> anyhow::Result<()> {
+    // The engine here has no compose plugin; Debian's docker-compose reads the same file.
+    let compose: &[&str] = if docker(&["compose", "version"]).is_ok() {
+        &["docker", "compose"]
+    } else {
+        &["docker-compose"]
+    };
+    let run_compose = |args: &[&str]| {
+        let mut command = Command::new(compose[0]);
+        command
+            .args(&compose[1..])
+            .args(["-p", "task-api-e2e"])
+            .args(args)
+            .current_dir(workspace_root());
+        run(&mut command)
+    };
+    run_compose(&["config", "-q"])?;
+    run_compose(&["up", "-d", "--no-build", "api"])?;
+    let checked = (|| {
+        wait_until(Duration::from_secs(30), || {
+            Ok(curl("GET", "http://127.0.0.1:8000/health", None)
+                .is_ok_and(|(status, _)| status == 200))
+        })?;
+        expect(
+            curl(
+                "POST",
+                "http://127.0.0.1:8000/tasks",
+                Some(r#"{"title":"via compose"}"#),
+            )?,
+            200,
+            "via compose",
+        )
+    })();
+    run_compose(&["down", "-v"])?;
+    checked
 }
 
 fn check_swap(components: &Path) -> anyhow::Result<()> {

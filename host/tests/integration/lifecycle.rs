@@ -62,6 +62,15 @@ async fn tasks_survive_a_sigterm_restart_and_ids_continue() {
     for title in ["a", "b", "c"] {
         create(&first, title).await;
     }
+    let log = first.log_text();
+    assert!(
+        log.contains("INFO: Created task: a request_id="),
+        "guest stderr is tagged with the request id:\n{log}"
+    );
+    assert!(
+        log.contains("method=POST path=\"/tasks\" status=200"),
+        "one access line per request:\n{log}"
+    );
     first.signal(Signal::TERM);
     assert_eq!(
         first.wait(Duration::from_secs(15)).code(),
@@ -112,6 +121,29 @@ async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_second_sigterm_exits_at_once_without_waiting_for_the_drain() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let component = components().faulty.to_string_lossy().into_owned();
+    let mut host = ServerProcess::host(
+        dir.path(),
+        &["--component", &component, "--store", "memory"],
+    );
+    let addr = host.addr;
+    let slow =
+        tokio::spawn(async move { send_raw(addr, Method::GET, "/slow?ms=20000", None).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    host.signal(Signal::TERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    host.signal(Signal::TERM);
+    assert_eq!(
+        host.wait(Duration::from_secs(5)).code(),
+        Some(130),
+        "forced exit"
+    );
+    slow.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn healthcheck_passes_against_a_live_server_and_fails_without_one() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let component = components().task_api.to_string_lossy().into_owned();
@@ -159,6 +191,36 @@ fn check_lists_imports_and_accepts_the_task_api() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let imports: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("import ")?.split('@').next())
+        .collect();
+    // The world's imports and nothing more: no filesystem, no sockets (the Rust standard
+    // library adds wasi:cli environment, exit and terminal-*).
+    for import in &imports {
+        let allowed = [
+            "wasi:keyvalue/",
+            "wasi:http/types",
+            "wasi:io/",
+            "wasi:clocks/",
+            "wasi:cli/",
+        ];
+        assert!(
+            allowed.iter().any(|prefix| import.starts_with(prefix)),
+            "unexpected import {import}"
+        );
+    }
+    for needed in [
+        "wasi:keyvalue/store",
+        "wasi:keyvalue/atomics",
+        "wasi:keyvalue/batch",
+        "wasi:http/types",
+    ] {
+        assert!(
+            imports.contains(&needed),
+            "{needed} missing from {imports:?}"
+        );
+    }
     assert!(
         stdout.contains("import wasi:keyvalue/atomics@0.2.0-draft  ok"),
         "{stdout}"

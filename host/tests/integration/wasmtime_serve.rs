@@ -74,6 +74,18 @@ async fn stock_wasmtime_serve_answers_the_stateless_contract() {
         "/tasks",
         Some(("application/json", br#"{"title":"x"}"#.to_vec())),
     );
+    let huge = format!(r#"{{"title":"{}"}}"#, "x".repeat(2 << 20));
+    let too_large = send_raw(
+        server.addr,
+        Method::POST,
+        "/tasks",
+        Some(("application/json", huge.into_bytes())),
+    );
+    assert_eq!(
+        too_large.await.expect(413),
+        json!({ "detail": "Request body is larger than 1048576 bytes" }),
+        "the component enforces its own limit where the host has none"
+    );
     assert_eq!(
         created.await.expect(200)["title"],
         json!("x"),
