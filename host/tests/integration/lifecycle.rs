@@ -7,7 +7,7 @@ use hyper::Method;
 use rustix::process::Signal;
 use serde_json::json;
 
-use crate::common::{ServerProcess, components, host_command, send_raw};
+use crate::common::{Reply, ServerProcess, components, host_command, send_raw};
 
 /// Flags serving the task API with a redb store inside `dir`.
 fn task_api_on_redb(dir: &tempfile::TempDir) -> Vec<String> {
@@ -101,18 +101,30 @@ async fn every_acknowledged_create_survives_kill_9() {
     assert_eq!(titles(&second).await, acknowledged);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
+/// A host serving the faulty component, with a request that sleeps `ms` in flight.
+async fn slow_request_in_flight(
+    ms: u32,
+) -> (
+    tempfile::TempDir,
+    ServerProcess,
+    tokio::task::JoinHandle<Reply>,
+) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let component = components().faulty.to_string_lossy().into_owned();
-    let mut host = ServerProcess::host(
+    let host = ServerProcess::host(
         dir.path(),
         &["--component", &component, "--store", "memory"],
     );
     let addr = host.addr;
-    let slow =
-        tokio::spawn(async move { send_raw(addr, Method::GET, "/slow?ms=1500", None).await });
+    let path = format!("/slow?ms={ms}");
+    let slow = tokio::spawn(async move { send_raw(addr, Method::GET, &path, None).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
+    (dir, host, slow)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
+    let (_dir, mut host, slow) = slow_request_in_flight(1500).await;
     host.signal(Signal::TERM);
     let reply = slow.await.expect("the slow request ran");
     assert_eq!(reply.expect(200), json!({ "slept": true }));
@@ -122,16 +134,7 @@ async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_sigterm_exits_at_once_without_waiting_for_the_drain() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let component = components().faulty.to_string_lossy().into_owned();
-    let mut host = ServerProcess::host(
-        dir.path(),
-        &["--component", &component, "--store", "memory"],
-    );
-    let addr = host.addr;
-    let slow =
-        tokio::spawn(async move { send_raw(addr, Method::GET, "/slow?ms=20000", None).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_dir, mut host, slow) = slow_request_in_flight(20_000).await;
     host.signal(Signal::TERM);
     tokio::time::sleep(Duration::from_millis(300)).await;
     host.signal(Signal::TERM);
