@@ -66,8 +66,7 @@ async fn renames_and_in_place_writes_are_swapped_in() {
     let bytes = std::fs::read(&components().task_api).expect("read task_api.wasm");
     std::fs::write(&app, bytes).expect("write in place");
     wait_for(client, "task-api", PATIENCE).await;
-    let log = host.log_text();
-    assert_eq!(log.matches("component swapped").count(), 2, "{log}");
+    host.wait_for_log("component swapped", 2, PATIENCE).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -103,11 +102,7 @@ async fn sighup_reloads_even_with_watching_off() {
     );
     host.signal(Signal::HUP);
     wait_for(host.client(), "hello", PATIENCE).await;
-    assert!(
-        host.log_text().contains("trigger=\"SIGHUP\""),
-        "{}",
-        host.log_text()
-    );
+    host.wait_for_log("trigger=\"SIGHUP\"", 1, PATIENCE).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,23 +127,9 @@ async fn rejected_candidates_leave_the_old_version_serving() {
     let (app, host) = serve_copy(&dir, &[]);
     for (rejected, (candidate, reason)) in candidates.into_iter().enumerate() {
         rename_over(candidate, &app);
-        let started = Instant::now();
-        let lines = loop {
-            let log = host.log_text();
-            let lines: Vec<String> = log
-                .lines()
-                .filter(|line| line.contains("reload rejected"))
-                .map(str::to_owned)
-                .collect();
-            if lines.len() > rejected {
-                break lines;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "no rejection for {candidate:?}:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let lines = host
+            .wait_for_log("reload rejected", rejected + 1, PATIENCE)
+            .await;
         assert!(
             lines[rejected].contains(reason),
             "{:?} should say {reason:?}",
@@ -216,10 +197,11 @@ async fn ten_swaps_under_load_drop_no_request() {
 
     // Each switch may take the watcher's poll and settle time plus validation (compiling and
     // probing the candidate, reported in the log), and not a second more.
-    let log = host.log_text();
-    let validations: Vec<f64> = log
-        .lines()
-        .filter(|line| line.contains("component swapped"))
+    let swapped = host
+        .wait_for_log("component swapped", switches.len(), PATIENCE)
+        .await;
+    let validations: Vec<f64> = swapped
+        .iter()
         .filter_map(|line| {
             line.split("validate_ms=")
                 .nth(1)?
@@ -229,7 +211,7 @@ async fn ten_swaps_under_load_drop_no_request() {
                 .ok()
         })
         .collect();
-    assert_eq!(validations.len(), switches.len(), "{log}");
+    assert_eq!(validations.len(), switches.len(), "{swapped:?}");
     for (switch, validate_ms) in switches.iter().zip(&validations) {
         let allowed = Duration::from_secs(1) + Duration::from_secs_f64(validate_ms / 1000.0);
         eprintln!("switched in {switch:.0?} (validation {validate_ms:.0} ms)");

@@ -354,6 +354,33 @@ impl ServerProcess {
         }
     }
 
+    /// Waits until the log holds `count` lines containing `needle` and returns those lines.
+    /// Log lines trail the events they report by a moment, so tests poll rather than peek.
+    pub(crate) async fn wait_for_log(
+        &self,
+        needle: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
+        let started = Instant::now();
+        loop {
+            let log = self.log_text();
+            let lines: Vec<String> = log
+                .lines()
+                .filter(|line| line.contains(needle))
+                .map(str::to_owned)
+                .collect();
+            if lines.len() >= count {
+                return lines;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{count} lines with {needle:?} did not appear within {timeout:?}:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
