@@ -26,13 +26,10 @@ async fn create(host: &ServerProcess, title: &str) -> u64 {
 }
 
 async fn titles(host: &ServerProcess) -> Vec<String> {
-    let reply = send_raw(host.addr, Method::GET, "/tasks", None).await;
-    let tasks = reply.expect(200);
-    tasks
-        .as_array()
-        .expect("a list")
+    let titles = host.client().listed("title").await;
+    titles
         .iter()
-        .filter_map(|t| t["title"].as_str().map(str::to_owned))
+        .filter_map(|title| title.as_str().map(str::to_owned))
         .collect()
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hyper::Method;
 use rustix::process::Signal;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::{ServerProcess, components, send_raw};
 use crate::contract;
@@ -145,16 +145,7 @@ async fn tasks_and_the_id_sequence_survive_a_wasmtime_restart() {
 
     let second = standalone(&dir);
     let client = second.client();
-    let titles: Vec<Value> = client
-        .get("/tasks")
-        .await
-        .expect(200)
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|t| t["title"].clone())
-        .collect();
-    assert_eq!(titles, [json!("a"), json!("b")]);
+    assert_eq!(client.listed("title").await, [json!("a"), json!("b")]);
     assert_eq!(
         client
             .post("/tasks", json!({ "title": "d" }))

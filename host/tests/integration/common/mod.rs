@@ -123,6 +123,17 @@ impl Client {
         self.send(Method::POST, path, Some(body)).await
     }
 
+    /// `GET /tasks`, asserting 200, and the value of `field` in every listed task, in order.
+    pub(crate) async fn listed(&self, field: &str) -> Vec<Value> {
+        let tasks = self.get("/tasks").await.expect(200);
+        tasks
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|task| task[field].clone())
+            .collect()
+    }
+
     /// Creates one task per title, in order, asserting each create succeeds.
     pub(crate) async fn create_tasks(&self, titles: &[&str]) {
         for title in titles {
