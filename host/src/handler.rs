@@ -9,9 +9,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 use wasmtime::{Store, Trap};
@@ -21,6 +21,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::kv::Backend;
+use crate::request_body::{self, BodyError};
 use crate::runtime::{EPOCH_TICK, Runtime};
 use crate::state::HostState;
 
@@ -219,25 +220,15 @@ impl Handler {
         }
     }
 
-    /// Reads the whole body within the limit. A declared length over it is refused before
-    /// a byte is read; an undeclared one is cut off as soon as it passes it.
+    /// Reads the whole body within the limit, for a guest that expects it all at once.
     async fn read_body(&self, request: Request<Incoming>) -> Result<Request<GuestBody>, Failure> {
-        let max_body = self.limits.max_body;
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > max_body as u64) {
-            return Err(Failure::TooLarge(max_body));
-        }
         let (parts, body) = request.into_parts();
-        let bytes = match Limited::new(body, max_body).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<LengthLimitError>() => {
-                return Err(Failure::TooLarge(max_body));
-            }
-            Err(error) => return Err(Failure::BadBody(error.to_string())),
-        };
+        let bytes = request_body::read(&parts.headers, body, self.limits.max_body)
+            .await
+            .map_err(|error| match error {
+                BodyError::TooLarge(limit) => Failure::TooLarge(limit),
+                BodyError::Unreadable(error) => Failure::BadBody(error.to_string()),
+            })?;
         Ok(Request::from_parts(
             parts,
             Full::new(bytes).map_err(never as fn(Infallible) -> _),
@@ -285,10 +276,17 @@ impl Failure {
 
     fn into_response(self, request_id: u64) -> Response<HyperOutgoingBody> {
         match self {
-            Self::TooLarge(limit) => json_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("Request body is larger than {limit} bytes"),
-            ),
+            Self::TooLarge(limit) => {
+                let mut response = json_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("Request body is larger than {limit} bytes"),
+                );
+                // The rest of the body is being thrown away; the connection is not reusable.
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                response
+            }
             Self::BadBody(reason) => {
                 tracing::info!(request_id, "unreadable request body: {reason}");
                 json_response(

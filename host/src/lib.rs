@@ -22,7 +22,8 @@
 //! - [`runtime`]: the engine (pooling allocator, epoch interruption), loading a component with
 //!   readable errors, and the linker (WASI, wasi:http, wasi:keyvalue).
 //! - [`imports`]: what the host provides, and `task-host check`.
-//! - [`handler`]: one request, every failure mapped to a JSON answer.
+//! - [`handler`]: one request, every failure mapped to a JSON answer; [`request_body`]: the
+//!   body limit, and draining a refused body so the client sees the 413.
 //! - [`server`]: accept loop and graceful drain; [`signal`]: SIGTERM/SIGINT.
 //! - [`reload`]: swapping the component on a file change or SIGHUP, validated first.
 //! - [`kv`]: the wasi:keyvalue host and its backends.
@@ -37,6 +38,7 @@ pub mod healthcheck;
 pub mod imports;
 pub mod kv;
 pub mod reload;
+pub mod request_body;
 pub mod runtime;
 pub mod server;
 pub mod signal;

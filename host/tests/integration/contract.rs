@@ -3,7 +3,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Client, TestServer, components, send_raw};
+use crate::common::{Client, TestServer, components, exchange_bytes, send_raw};
 
 async fn task_api() -> TestServer {
     TestServer::start(&components().task_api).await
@@ -232,7 +232,9 @@ pub(crate) async fn check_error_shapes(server: Client) {
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_bodies_are_413_and_store_nothing() {
     let server = task_api().await;
-    let huge = format!(r#"{{"title":"{}"}}"#, "x".repeat(2 << 20));
+    // Far more than the socket buffers hold, so the client is still sending when the 413 is
+    // ready: the server must read on rather than reset the connection under it.
+    let huge = format!(r#"{{"title":"{}"}}"#, "x".repeat(32 << 20));
     let reply = send_raw(
         server.addr,
         Method::POST,
@@ -248,6 +250,43 @@ async fn oversized_bodies_are_413_and_store_nothing() {
         reply.text
     );
     assert_eq!(server.get("/tasks").await.expect(200), json!([]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_chunked_body_is_refused_and_drained() {
+    let server = task_api().await;
+    let mut request = b"POST /tasks HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+        Transfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..32 {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(&chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let (answer, written) = exchange_bytes(server.addr, request).await;
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(written, "the server stopped reading before the body ended");
+    assert_eq!(server.get("/tasks").await.expect(200), json!([]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_expecting_100_continue_is_refused_before_it_sends() {
+    let server = task_api().await;
+    // Headers only: a client that asked for 100-continue waits for it before the body, so
+    // the answer must come without one.
+    let request = format!(
+        "POST /tasks HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        32 << 20
+    );
+    let (answer, _) = exchange_bytes(server.addr, request.into_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    assert!(answer.contains("larger than"), "{answer}");
     server.stop().await;
 }
 

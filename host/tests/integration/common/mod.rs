@@ -265,6 +265,25 @@ pub(crate) async fn send_raw(
     }
 }
 
+/// Writes `request` byte for byte on a fresh connection while reading the answer, as a
+/// client that ignores what the server says until it has sent everything would. Returns the
+/// raw answer, read until the server closes, and whether the whole request got written.
+pub(crate) async fn exchange_bytes(addr: SocketAddr, request: Vec<u8>) -> (String, bool) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the server");
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move { writer.write_all(&request).await.is_ok() });
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), reader.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .expect("read the answer");
+    let written = writing.await.expect("the writer task");
+    (String::from_utf8_lossy(&answer).into_owned(), written)
+}
+
 /// The `task-host` binary, run as a child process.
 pub(crate) fn host_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_task-host"));

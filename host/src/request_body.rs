@@ -1,0 +1,77 @@
+//! Reading a request body within the size limit, and refusing one over it so that the client
+//! actually sees the refusal.
+//!
+//! Answering 413 and closing at once races the client, which is usually still sending. The
+//! close leaves unread bytes in the kernel's receive buffer, so it goes out as a TCP reset,
+//! and the reset can destroy the 413 before the client reads it: the client reports a broken
+//! pipe instead. So a refused body is read and thrown away in the background, for a bounded
+//! time and number of bytes (what nginx calls a lingering close), and the 413 carries
+//! `Connection: close`. A client that sent `Expect: 100-continue` is not affected: once the
+//! 413 is out, hyper never sends it the 100, so it gets the refusal at once and sends nothing.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt as _;
+use hyper::HeaderMap;
+use hyper::body::Incoming;
+use hyper::header::CONTENT_LENGTH;
+
+/// How long a refused body is drained before the connection is dropped anyway.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// How many bytes of a refused body are drained before the connection is dropped anyway.
+const LINGER_BYTES: u64 = 64 << 20;
+
+/// Why a body was not read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Over the limit (declared or actual), in bytes.
+    TooLarge(usize),
+    /// The connection failed or the framing was invalid.
+    Unreadable(hyper::Error),
+}
+
+/// Reads all of `body` if it fits in `limit` bytes. A declared length over the limit is
+/// refused before a byte is read; an undeclared one as soon as it passes the limit.
+pub async fn read(
+    headers: &HeaderMap,
+    mut body: Incoming,
+    limit: usize,
+) -> Result<Bytes, BodyError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        tokio::spawn(discard(body));
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut bytes = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(BodyError::Unreadable)?.into_data() else {
+            continue; // trailers: nothing to hand the guest
+        };
+        if bytes.len() + data.len() > limit {
+            tokio::spawn(discard(body));
+            return Err(BodyError::TooLarge(limit));
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(bytes.freeze())
+}
+
+/// Reads and drops the rest of a refused body, within [`LINGER_TIME`] and [`LINGER_BYTES`].
+/// Dropping `body` afterwards lets hyper close the connection.
+async fn discard(mut body: Incoming) {
+    let drain = async {
+        let mut drained = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            drained += frame.data_ref().map_or(0, |data| data.len() as u64);
+            if drained > LINGER_BYTES {
+                break;
+            }
+        }
+    };
+    // Either way the connection is finished with: a timeout only cuts the courtesy short.
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
