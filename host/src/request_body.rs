@@ -33,7 +33,8 @@ pub enum BodyError {
 }
 
 /// Reads all of `body` if it fits in `limit` bytes. A declared length over the limit is
-/// refused before a byte is read; an undeclared one as soon as it passes the limit.
+/// refused before a byte is read; an undeclared one as soon as it passes the limit. Either
+/// way the rest of a refused body is drained in the background.
 pub async fn read(
     headers: &HeaderMap,
     mut body: Incoming,
@@ -46,7 +47,8 @@ pub async fn read(
         tokio::spawn(discard(body));
         return Err(BodyError::TooLarge(limit));
     }
-    let mut bytes = BytesMut::new();
+    // A declared length is within the limit here, so it is a safe capacity to start with.
+    let mut bytes = BytesMut::with_capacity(declared.map_or(0, |length| length as usize));
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame.map_err(BodyError::Unreadable)?.into_data() else {
             continue; // trailers: nothing to hand the guest
