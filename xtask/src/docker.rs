@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
 
@@ -370,10 +370,13 @@ fn check_hot_reload(work: &Path) -> anyhow::Result<()> {
 fn check_host_cached(work: &Path) -> anyhow::Result<()> {
     let tree = copy_tree(&work.join("cache-tree"))?;
     // The release host is built from host/src alone; its tests are not part of it.
+    // A line no earlier run wrote: the same edit twice would hit BuildKit's cache for the
+    // component too, and the check could no longer tell the two stages apart.
+    let nonce = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
     for edited in ["component/src/lib.rs", "host/tests/integration/main.rs"] {
         let file = tree.join(edited);
         let source = std::fs::read_to_string(&file)?;
-        std::fs::write(&file, format!("{source}\n// a one-line change\n"))?;
+        std::fs::write(&file, format!("{source}\n// a one-line change ({nonce})\n"))?;
     }
     let output = Command::new("docker")
         .env("DOCKER_BUILDKIT", "1")
