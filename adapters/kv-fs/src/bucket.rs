@@ -82,7 +82,7 @@ impl DirBucket {
     /// Instances serialize on a lock file, so concurrent increments never lose a count.
     pub(crate) fn increment(&self, key: &str, delta: u64) -> io::Result<u64> {
         let value = self.path(key, Kind::Value);
-        let _lock = Lock::acquire(self.path(key, Kind::Lock))?;
+        let _lock = Lock::acquire(self.path(key, Kind::Lock), &self.path(key, Kind::LockBreak))?;
         let current = match fs::read(&value) {
             Ok(bytes) => std::str::from_utf8(&bytes)
                 .ok()
@@ -164,7 +164,8 @@ struct Lock {
 }
 
 impl Lock {
-    fn acquire(path: PathBuf) -> io::Result<Self> {
+    /// Takes the lock at `path`, breaking it (under `guard`) if its holder died.
+    fn acquire(path: PathBuf, guard: &Path) -> io::Result<Self> {
         let token = format!("{:016x}", token());
         let started = SystemTime::now();
         let mut pause = Duration::from_micros(200);
@@ -175,7 +176,7 @@ impl Lock {
                     return Ok(Self { path, token });
                 }
                 Err(error) if error.kind() == ErrorKind::AlreadyExists => {
-                    break_if_stale(&path, &token)?;
+                    break_if_stale(&path, guard)?;
                 }
                 Err(error) if error.kind() == ErrorKind::NotFound => {
                     // The key lives in a `+` directory that does not exist yet.
@@ -212,33 +213,50 @@ fn read_token(path: &Path) -> Option<String> {
     Some(token)
 }
 
-/// Breaks the lock at `path` if it is stale. Breaking renames it away first, which only one
-/// waiter can do; that waiter then checks the token it took is the stale one, and if a fresh
-/// lock slipped in between, puts it back (`hard_link` fails rather than replace a newer one).
-fn break_if_stale(path: &Path, my_token: &str) -> io::Result<()> {
-    let Ok(metadata) = fs::metadata(path) else {
+/// Breaks the lock at `path` if it is stale.
+///
+/// Breaking is itself guarded by an exclusive file (`guard`), and the lock is re-checked
+/// under it. That makes the removal safe: while the guard is held nobody else removes the
+/// lock, and nobody can create one while it exists, so the stale lock seen under the guard is
+/// the one removed. Without the guard, a waiter that saw the stale lock could remove a fresh
+/// one that another waiter took after breaking the stale one, and two instances would count
+/// at once. A guard left by an instance that died while breaking goes once it is stale too;
+/// only a second crash inside that window could let two breakers overlap.
+fn break_if_stale(path: &Path, guard: &Path) -> io::Result<()> {
+    if !is_stale(path) {
         return Ok(());
+    }
+    if let Err(error) = OpenOptions::new().write(true).create_new(true).open(guard) {
+        if error.kind() != ErrorKind::AlreadyExists {
+            return Err(error);
+        }
+        // Another waiter is breaking it; retry once it is done.
+        if is_stale(guard) {
+            let _ = fs::remove_file(guard);
+        }
+        return Ok(());
+    }
+    let broken = if is_stale(path) {
+        remove_if_present(path)
+    } else {
+        Ok(()) // broken and retaken since we looked: a live lock now
     };
-    let age = metadata
-        .modified()
-        .ok()
-        .and_then(|at| at.elapsed().ok())
-        .unwrap_or_default();
-    if age < STALE_LOCK {
-        return Ok(());
+    let released = remove_if_present(guard);
+    broken.and(released)
+}
+
+/// Whether the file at `path` exists and was last written more than [`STALE_LOCK`] ago.
+fn is_stale(path: &Path) -> bool {
+    fs::metadata(path)
+        .and_then(|metadata| metadata.modified())
+        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age >= STALE_LOCK))
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
     }
-    let Some(stale_token) = read_token(path) else {
-        return Ok(());
-    };
-    let taken = path.with_file_name(format!(".stale-{my_token}"));
-    if fs::rename(path, &taken).is_err() {
-        return Ok(()); // another waiter broke it first
-    }
-    if read_token(&taken).as_deref() != Some(stale_token.as_str()) {
-        let _ = fs::hard_link(&taken, path);
-    }
-    let _ = fs::remove_file(&taken);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -329,15 +347,18 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn concurrent_increments_never_lose_a_count() -> io::Result<()> {
-        let (_dir, bucket) = bucket();
+    /// Runs `each` increments of `n` on each of `workers` threads; returns every result, sorted.
+    fn increment_concurrently(
+        bucket: DirBucket,
+        workers: usize,
+        each: usize,
+    ) -> io::Result<Vec<u64>> {
         let bucket = Arc::new(bucket);
-        let workers: Vec<_> = (0..8)
+        let workers: Vec<_> = (0..workers)
             .map(|_| {
                 let bucket = Arc::clone(&bucket);
                 std::thread::spawn(move || {
-                    (0..25)
+                    (0..each)
                         .map(|_| bucket.increment("n", 1))
                         .collect::<io::Result<Vec<u64>>>()
                 })
@@ -352,19 +373,91 @@ mod tests {
             );
         }
         seen.sort_unstable();
-        assert_eq!(seen, (1..=200).collect::<Vec<u64>>());
+        Ok(seen)
+    }
+
+    /// Writes `path` as an instance that died long ago would have left it.
+    fn leave_stale(path: &Path) -> io::Result<()> {
+        fs::write(path, "dead-instance")?;
+        let old = SystemTime::now() - STALE_LOCK - Duration::from_secs(1);
+        File::options().write(true).open(path)?.set_modified(old)
+    }
+
+    /// A bucket whose counter `n` is locked by an instance that died; also the paths of that
+    /// lock and of its break guard.
+    fn bucket_with_a_stale_lock() -> io::Result<(tempfile::TempDir, DirBucket, PathBuf, PathBuf)> {
+        let (dir, bucket) = bucket();
+        let (lock, guard) = (
+            bucket.path("n", Kind::Lock),
+            bucket.path("n", Kind::LockBreak),
+        );
+        leave_stale(&lock)?;
+        Ok((dir, bucket, lock, guard))
+    }
+
+    #[test]
+    fn concurrent_increments_never_lose_a_count() -> io::Result<()> {
+        let (_dir, bucket) = bucket();
+        assert_eq!(
+            increment_concurrently(bucket, 8, 25)?,
+            (1..=200).collect::<Vec<u64>>()
+        );
         Ok(())
     }
 
     #[test]
     fn a_stale_lock_left_by_a_dead_instance_is_broken() -> io::Result<()> {
-        let (_dir, bucket) = bucket();
-        let lock = bucket.path("n", Kind::Lock);
-        fs::write(&lock, "dead-instance")?;
-        let old = SystemTime::now() - STALE_LOCK - Duration::from_secs(1);
-        File::options().write(true).open(&lock)?.set_modified(old)?;
+        let (_dir, bucket, lock, guard) = bucket_with_a_stale_lock()?;
         assert_eq!(bucket.increment("n", 1)?, 1);
-        assert!(!lock.exists(), "the lock is released");
+        assert!(
+            !lock.exists() && !guard.exists(),
+            "lock and guard are released"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn many_waiters_on_a_stale_lock_still_count_one_at_a_time() -> io::Result<()> {
+        // After a crash every waiter finds the same stale lock; exactly one may break it.
+        let (_dir, bucket, lock, guard) = bucket_with_a_stale_lock()?;
+        assert_eq!(
+            increment_concurrently(bucket, 16, 25)?,
+            (1..=400).collect::<Vec<u64>>()
+        );
+        assert!(!lock.exists() && !guard.exists(), "nothing is left behind");
+        Ok(())
+    }
+
+    #[test]
+    fn a_stale_lock_is_left_alone_while_another_waiter_breaks_it() -> io::Result<()> {
+        let (_dir, _bucket, lock, guard) = bucket_with_a_stale_lock()?;
+        fs::write(&guard, "")?;
+        break_if_stale(&lock, &guard)?;
+        assert!(
+            lock.exists() && guard.exists(),
+            "only the guard's holder breaks"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_guard_left_by_a_dead_breaker_goes_once_stale() -> io::Result<()> {
+        let (_dir, bucket, _lock, guard) = bucket_with_a_stale_lock()?;
+        leave_stale(&guard)?;
+        assert_eq!(bucket.increment("n", 1)?, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_fresh_lock_is_never_broken() -> io::Result<()> {
+        let (_dir, bucket) = bucket();
+        let (lock, guard) = (
+            bucket.path("n", Kind::Lock),
+            bucket.path("n", Kind::LockBreak),
+        );
+        fs::write(&lock, "live-instance")?;
+        break_if_stale(&lock, &guard)?;
+        assert!(lock.exists() && !guard.exists());
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Bytes in `[A-Za-z0-9_-]` stay; every other byte becomes `~XX` (upper-case hex). `/`, `.`,
 //! NUL and non-ASCII therefore never reach the file system, and two different keys never
-//! share a name. A kind prefix (`k` value, `l` lock, `b` bucket) keeps the empty key valid and
+//! share a name. A kind prefix (`k` value, `l` lock, `x` lock-break guard, `b` bucket) keeps the empty key valid and
 //! keeps our own temp files (which start with `.`) apart. Encoded names longer than
 //! [`SEGMENT`] are split into directories named `+<chunk>`, so any key length works.
 
@@ -18,6 +18,8 @@ pub(crate) enum Kind {
     Value,
     /// An `increment` lock.
     Lock,
+    /// The guard taken while breaking a stale `increment` lock.
+    LockBreak,
 }
 
 impl Kind {
@@ -25,6 +27,7 @@ impl Kind {
         match self {
             Self::Value => 'k',
             Self::Lock => 'l',
+            Self::LockBreak => 'x',
         }
     }
 }
