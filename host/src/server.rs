@@ -109,6 +109,12 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
+            // Without TCP_NODELAY, a response the guest writes in several pieces waits on
+            // Nagle's algorithm for the client's delayed ACK: about 40 ms per multi-chunk
+            // answer (GET /tasks with 100 tasks ran at 700 req/s on an idle CPU).
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%peer, "cannot set TCP_NODELAY: {error}");
+            }
             let handler = Arc::clone(&self.handler);
             let service = service_fn(move |request| {
                 let handler = Arc::clone(&handler);
