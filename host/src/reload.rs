@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context as _, bail};
 use sha2::{Digest as _, Sha256};
 use tokio::signal::unix::Signal;
-use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use crate::handler::{Handler, Loaded};
@@ -30,7 +29,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 pub struct Reloader {
     /// The file as it was when the served version was read; a change from it is a reload.
     loaded_from: Option<Fingerprint>,
-    engine: Engine,
+    /// Candidates are compiled with this linker's engine, the one requests run on.
     linker: Arc<Linker<HostState>>,
     path: PathBuf,
     probe_path: String,
@@ -50,7 +49,6 @@ impl Reloader {
     /// taken before the served bytes were read, so that no replacement can slip in between.
     pub fn new(
         loaded_from: Option<Fingerprint>,
-        engine: Engine,
         linker: Arc<Linker<HostState>>,
         path: PathBuf,
         probe_path: String,
@@ -58,7 +56,6 @@ impl Reloader {
     ) -> Self {
         Self {
             loaded_from,
-            engine,
             linker,
             path,
             probe_path,
@@ -97,18 +94,11 @@ impl Reloader {
         if new == self.handler.digest() {
             return Ok(None);
         }
-        let (engine, linker, path) = (
-            self.engine.clone(),
-            Arc::clone(&self.linker),
-            self.path.clone(),
-        );
+        let (linker, path) = (Arc::clone(&self.linker), self.path.clone());
         // Compiling takes a while and blocks: keep it off the threads that serve requests.
-        let runtime = tokio::task::spawn_blocking(move || {
-            let component = runtime::compile_bytes(&engine, &path, &bytes)?;
-            runtime::link(&engine, &linker, &path, &component)
-        })
-        .await
-        .context("the compile task failed")??;
+        let runtime = tokio::task::spawn_blocking(move || runtime::load(&linker, &path, &bytes))
+            .await
+            .context("the compile task failed")??;
         match self.handler.probe(&runtime, &self.probe_path).await {
             Ok(status) if status.is_success() => {}
             Ok(status) => bail!(

@@ -71,6 +71,13 @@ pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     Ok(linker)
 }
 
+/// Compiles, checks and links the bytes of the component file at `path`, with the linker's
+/// engine. Every failure is one sentence that names the file and the problem.
+pub fn load(linker: &Linker<HostState>, path: &Path, bytes: &[u8]) -> Result<Runtime> {
+    let engine = linker.engine();
+    link(engine, linker, path, &compile_bytes(engine, path, bytes)?)
+}
+
 /// Checks that the host can serve `component` (read from `path`) and links it.
 pub fn link(
     engine: &Engine,

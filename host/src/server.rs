@@ -40,9 +40,8 @@ impl Server {
         let loaded_from = reload::Fingerprint::of(&args.component);
         let bytes = std::fs::read(&args.component)
             .with_context(|| format!("cannot read component {}", args.component.display()))?;
-        let component = runtime::compile_bytes(&engine, &args.component, &bytes)?;
         let loaded = Loaded {
-            runtime: runtime::link(&engine, &linker, &args.component, &component)?,
+            runtime: runtime::load(&linker, &args.component, &bytes)?,
             digest: reload::digest(&bytes),
         };
         runtime::start_epoch_ticker(&engine)?;
@@ -65,7 +64,6 @@ impl Server {
         let handler = Arc::new(Handler::new(loaded, kv, limits));
         let reloader = Reloader::new(
             loaded_from,
-            engine,
             linker,
             args.component.clone(),
             args.probe_path.clone(),
