@@ -3,7 +3,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Client, TestServer, components, exchange_bytes, send_raw};
+use crate::common::{Client, TestServer, components, exchange_bytes, post_long_title, send_raw};
 
 async fn task_api() -> TestServer {
     TestServer::start(&components().task_api).await
@@ -234,14 +234,7 @@ async fn oversized_bodies_are_413_and_store_nothing() {
     let server = task_api().await;
     // Far more than the socket buffers hold, so the client is still sending when the 413 is
     // ready: the server must read on rather than reset the connection under it.
-    let huge = format!(r#"{{"title":"{}"}}"#, "x".repeat(32 << 20));
-    let reply = send_raw(
-        server.addr,
-        Method::POST,
-        "/tasks",
-        Some(("application/json", huge.into_bytes())),
-    )
-    .await;
+    let reply = post_long_title(server.addr, 32 << 20).await;
     assert!(
         reply.expect(413)["detail"]
             .as_str()

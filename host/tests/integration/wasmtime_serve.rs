@@ -13,7 +13,7 @@ use hyper::Method;
 use rustix::process::Signal;
 use serde_json::json;
 
-use crate::common::{ServerProcess, components, send_raw};
+use crate::common::{ServerProcess, components, post_long_title, send_raw};
 use crate::contract;
 
 fn wasmtime_serve(dir: &tempfile::TempDir) -> ServerProcess {
@@ -74,13 +74,7 @@ async fn stock_wasmtime_serve_answers_the_stateless_contract() {
         "/tasks",
         Some(("application/json", br#"{"title":"x"}"#.to_vec())),
     );
-    let huge = format!(r#"{{"title":"{}"}}"#, "x".repeat(2 << 20));
-    let too_large = send_raw(
-        server.addr,
-        Method::POST,
-        "/tasks",
-        Some(("application/json", huge.into_bytes())),
-    );
+    let too_large = post_long_title(server.addr, 2 << 20);
     assert_eq!(
         too_large.await.expect(413),
         json!({ "detail": "Request body is larger than 1048576 bytes" }),

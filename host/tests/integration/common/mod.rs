@@ -265,6 +265,18 @@ pub(crate) async fn send_raw(
     }
 }
 
+/// `POST /tasks` with a title of `len` bytes, to push the body past a size limit.
+pub(crate) async fn post_long_title(addr: SocketAddr, len: usize) -> Reply {
+    let body = format!(r#"{{"title":"{}"}}"#, "x".repeat(len));
+    send_raw(
+        addr,
+        Method::POST,
+        "/tasks",
+        Some(("application/json", body.into_bytes())),
+    )
+    .await
+}
+
 /// Writes `request` byte for byte on a fresh connection while reading the answer, as a
 /// client that ignores what the server says until it has sent everything would. Returns the
 /// raw answer, read until the server closes, and whether the whole request got written.
