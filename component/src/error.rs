@@ -56,44 +56,26 @@ impl ApiError {
     /// client: they are written to stderr, which the host tags with the request id.
     pub(crate) fn into_response(self) -> Response {
         match self {
-            Self::NotFound => Response::json(
-                404,
-                &Detail {
-                    detail: "Not Found",
-                },
-            ),
+            Self::NotFound => detail(404, "Not Found"),
             Self::MethodNotAllowed { allow } => Response {
                 allow: Some(allow),
-                ..Response::json(
-                    405,
-                    &Detail {
-                        detail: "Method Not Allowed",
-                    },
-                )
+                ..detail(405, "Method Not Allowed")
             },
-            Self::TaskNotFound => Response::json(
-                404,
-                &Detail {
-                    detail: "Task not found",
-                },
-            ),
-            Self::Validation(errors) => Response::json(422, &Detail { detail: errors }),
-            Self::PayloadTooLarge { limit } => Response::json(
-                413,
-                &Detail {
-                    detail: format!("Request body is larger than {limit} bytes"),
-                },
-            ),
-            Self::BadRequest(detail) => Response::json(400, &Detail { detail }),
-            Self::Internal(detail) => {
-                eprintln!("ERROR: {detail}");
-                Response::json(
-                    500,
-                    &Detail {
-                        detail: "Internal Server Error",
-                    },
-                )
+            Self::TaskNotFound => detail(404, "Task not found"),
+            Self::Validation(errors) => detail(422, errors),
+            Self::PayloadTooLarge { limit } => {
+                detail(413, format!("Request body is larger than {limit} bytes"))
+            }
+            Self::BadRequest(reason) => detail(400, reason),
+            Self::Internal(reason) => {
+                eprintln!("ERROR: {reason}");
+                detail(500, "Internal Server Error")
             }
         }
     }
+}
+
+/// A `{"detail": ...}` answer with `status`.
+fn detail(status: u16, detail: impl Serialize) -> Response {
+    Response::json(status, &Detail { detail })
 }
