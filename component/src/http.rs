@@ -1,24 +1,51 @@
 //! The only module that touches `wasi:http` types: it reads an incoming request into a
-//! [`Request`] and writes a [`Response`] back out.
+//! [`Request`], writes a [`Response`] back out, and drains what a refused client still sends.
 
 use crate::bindings::wasi::http::types::{
     Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
-use crate::bindings::wasi::io::streams::StreamError;
+use crate::bindings::wasi::io::streams::{InputStream, StreamError};
 use crate::error::ApiError;
 use crate::message::{Request, Response};
 
 /// Request bodies above this size are refused with 413. A task is a title and a description;
 /// a megabyte is generous, and the bound keeps a hostile client from exhausting guest memory.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How much of a refused body is read and thrown away after the 413 has gone out. Hosts
+/// such as `wasmtime serve` close the connection once the guest drops an unread body, and a
+/// close with unread bytes is a TCP reset that can destroy the 413 before the client reads
+/// it. Draining lets the client finish sending and see the answer, as nginx's lingering
+/// close does; the bound keeps an endless upload from holding the instance forever.
+const DRAIN_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 /// Bytes asked for per read of the request body.
 const READ_CHUNK: u64 = 64 * 1024;
 /// `blocking-write-and-flush` accepts at most 4096 bytes per call.
 const WRITE_CHUNK: usize = 4096;
 
+/// Serves one exchange: reads `incoming`, answers it with `handle` (or with the error that
+/// reading it gave), then drains whatever the client is still sending.
+pub(crate) fn serve(
+    incoming: IncomingRequest,
+    out: ResponseOutparam,
+    handle: impl FnOnce(&Request) -> Response,
+) {
+    let body = RequestBody::open(&incoming);
+    let response = match read_request(&incoming, body.as_ref()) {
+        Ok(request) => handle(&request),
+        Err(error) => error.into_response(),
+    };
+    send_response(out, response);
+    if let Some(body) = body {
+        body.discard_rest();
+    }
+}
+
 /// Reads the whole request. The body is refused before it is read when `content-length`
 /// already exceeds the limit, and while reading when a chunked body does.
-pub(crate) fn read_request(request: IncomingRequest) -> Result<Request, ApiError> {
+fn read_request(
+    request: &IncomingRequest,
+    body: Option<&RequestBody>,
+) -> Result<Request, ApiError> {
     let headers = request.headers();
     let header = |name: &str| {
         let values = headers.get(name);
@@ -40,7 +67,9 @@ pub(crate) fn read_request(request: IncomingRequest) -> Result<Request, ApiError
         method: method_name(request.method()),
         path_with_query: request.path_with_query().unwrap_or_else(|| "/".to_owned()),
         content_type,
-        body: read_body(&request)?,
+        body: body
+            .ok_or_else(|| unreadable("the host gave no body stream"))?
+            .read_to_end()?,
     })
 }
 
@@ -59,39 +88,66 @@ fn method_name(method: Method) -> String {
     }
 }
 
-fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, ApiError> {
-    let unreadable =
-        |what: &str| ApiError::BadRequest(format!("the request body could not be read: {what}"));
-    let body = request
-        .consume()
-        .map_err(|()| unreadable("already consumed"))?;
-    let stream = body.stream().map_err(|()| unreadable("no stream"))?;
-    let mut bytes = Vec::new();
-    loop {
-        match stream.blocking_read(READ_CHUNK) {
-            Ok(chunk) => {
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() > MAX_BODY_BYTES {
-                    return Err(ApiError::PayloadTooLarge {
-                        limit: MAX_BODY_BYTES,
-                    });
+fn unreadable(what: &str) -> ApiError {
+    ApiError::BadRequest(format!("the request body could not be read: {what}"))
+}
+
+/// The request body, opened once and kept past the answer so that a refused rest can be
+/// drained.
+struct RequestBody {
+    // Declared before `body`: the stream is a child of the body and must be dropped first.
+    stream: InputStream,
+    body: IncomingBody,
+}
+
+impl RequestBody {
+    /// `None` only if the host already handed the body out, which a fresh request rules out.
+    fn open(request: &IncomingRequest) -> Option<Self> {
+        let body = request.consume().ok()?;
+        let stream = body.stream().ok()?;
+        Some(Self { stream, body })
+    }
+
+    /// Reads to the end, or refuses once more than [`MAX_BODY_BYTES`] have arrived.
+    fn read_to_end(&self) -> Result<Vec<u8>, ApiError> {
+        let mut bytes = Vec::new();
+        loop {
+            match self.stream.blocking_read(READ_CHUNK) {
+                Ok(chunk) => {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() > MAX_BODY_BYTES {
+                        return Err(ApiError::PayloadTooLarge {
+                            limit: MAX_BODY_BYTES,
+                        });
+                    }
                 }
-            }
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(error)) => {
-                return Err(unreadable(&error.to_debug_string()));
+                Err(StreamError::Closed) => return Ok(bytes),
+                Err(StreamError::LastOperationFailed(error)) => {
+                    return Err(unreadable(&error.to_debug_string()));
+                }
             }
         }
     }
-    // The stream is a child of the body and must be gone before the body is finished.
-    drop(stream);
-    drop(IncomingBody::finish(body));
-    Ok(bytes)
+
+    /// Skips what is left, up to [`DRAIN_LIMIT_BYTES`], then finishes the body. After a
+    /// complete read this returns at once.
+    fn discard_rest(self) {
+        let mut skipped = 0;
+        while skipped < DRAIN_LIMIT_BYTES {
+            match self.stream.blocking_skip(DRAIN_LIMIT_BYTES - skipped) {
+                Ok(count) => skipped += count,
+                Err(StreamError::Closed | StreamError::LastOperationFailed(_)) => break,
+            }
+        }
+        let Self { stream, body } = self;
+        drop(stream);
+        drop(IncomingBody::finish(body));
+    }
 }
 
 /// Sends `response`. Failures here mean the host went away or misbehaved; there is no one
 /// left to answer, so they are logged.
-pub(crate) fn send_response(out: ResponseOutparam, response: Response) {
+fn send_response(out: ResponseOutparam, response: Response) {
     if let Err(error) = try_send(out, &response) {
         eprintln!(
             "ERROR: sending a {} response failed: {error}",

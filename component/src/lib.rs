@@ -25,11 +25,11 @@
 //! ## How the pieces fit
 //!
 //! ```text
-//! wasi:http request ─► http::read_request ─► message::Request
+//! wasi:http request ─► http::serve ────────► message::Request
 //!                                              │
 //!                         router::route ◄── api::handle ──► repository::Tasks ──► store::Store
 //!                                              │                                   (wasi:keyvalue)
-//! wasi:http response ◄─ http::send_response ◄─ message::Response ◄─ error::ApiError
+//! wasi:http response ◄─ http::serve ◄──────── message::Response ◄─ error::ApiError
 //! ```
 //!
 //! `http` and `store::KeyValueStore` are the only code that calls WASI; everything else is
@@ -69,11 +69,9 @@ struct Component;
 
 impl Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let response = match http::read_request(request) {
-            Ok(request) => api::handle(&store::KeyValueStore::default(), &request, now()),
-            Err(error) => error.into_response(),
-        };
-        http::send_response(response_out, response);
+        http::serve(request, response_out, |request| {
+            api::handle(&store::KeyValueStore::default(), request, now())
+        });
     }
 }
 

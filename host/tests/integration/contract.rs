@@ -3,7 +3,9 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Client, TestServer, components, exchange_bytes, post_long_title, send_raw};
+use crate::common::{
+    Client, TestServer, chunked_post, components, exchange_bytes, post_long_title, send_raw,
+};
 
 async fn task_api() -> TestServer {
     TestServer::start(&components().task_api).await
@@ -249,17 +251,7 @@ async fn oversized_bodies_are_413_and_store_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_chunked_body_is_refused_and_drained() {
     let server = task_api().await;
-    let mut request = b"POST /tasks HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
-        Transfer-Encoding: chunked\r\n\r\n"
-        .to_vec();
-    let chunk = vec![b' '; 1 << 20];
-    for _ in 0..32 {
-        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        request.extend_from_slice(&chunk);
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(b"0\r\n\r\n");
-    let (answer, written) = exchange_bytes(server.addr, request).await;
+    let (answer, written) = exchange_bytes(server.addr, chunked_post("", 32)).await;
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
     assert!(answer.contains("connection: close"), "{answer}");
     assert!(written, "the server stopped reading before the body ended");

@@ -13,7 +13,9 @@ use hyper::Method;
 use rustix::process::Signal;
 use serde_json::json;
 
-use crate::common::{ServerProcess, components, post_long_title, send_raw};
+use crate::common::{
+    ServerProcess, chunked_post, components, exchange_bytes, post_long_title, send_raw,
+};
 use crate::contract;
 
 fn wasmtime_serve(dir: &tempfile::TempDir) -> ServerProcess {
@@ -74,12 +76,19 @@ async fn stock_wasmtime_serve_answers_the_stateless_contract() {
         "/tasks",
         Some(("application/json", br#"{"title":"x"}"#.to_vec())),
     );
-    let too_large = post_long_title(server.addr, 2 << 20);
+    // 32 MiB is far more than the socket buffers hold, so the client is still sending when
+    // the 413 goes out: the component must drain the rest, or wasmtime serve's close resets
+    // the connection and the answer is lost.
+    let too_large = post_long_title(server.addr, 32 << 20);
     assert_eq!(
         too_large.await.expect(413),
         json!({ "detail": "Request body is larger than 1048576 bytes" }),
         "the component enforces its own limit where the host has none"
     );
+    let (answer, written) =
+        exchange_bytes(server.addr, chunked_post("Connection: close\r\n", 32)).await;
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    assert!(written, "the body was cut off before it ended");
     assert_eq!(
         created.await.expect(200)["title"],
         json!("x"),

@@ -277,6 +277,24 @@ pub(crate) async fn post_long_title(addr: SocketAddr, len: usize) -> Reply {
     .await
 }
 
+/// A raw `POST /tasks` with `headers` (each line ending in CRLF) and a chunked body of
+/// `mib` 1 MiB chunks of spaces: a client that declares no length and keeps on sending.
+pub(crate) fn chunked_post(headers: &str, mib: usize) -> Vec<u8> {
+    let mut request = format!(
+        "POST /tasks HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n{headers}\r\n"
+    )
+    .into_bytes();
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..mib {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(&chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    request
+}
+
 /// Writes `request` byte for byte on a fresh connection while reading the answer, as a
 /// client that ignores what the server says until it has sent everything would. Returns the
 /// raw answer, read until the server closes, and whether the whole request got written.
