@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: load from `wrk` on 127.0.0.1 against the release task-host (redb and
 //! memory stores) and against stock `wasmtime serve`, printed as a table; then the time a
-//! component swap takes, from the file's rename to the first response from the new version. Numbers only: no
-//! thresholds, so the same command serves for before/after comparisons on one machine.
+//! component swap takes, from the file's rename to the first response from the new version.
+//! Numbers only: no thresholds, so the same command serves for before/after comparisons on
+//! one machine.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;

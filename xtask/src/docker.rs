@@ -12,6 +12,9 @@ use crate::workspace_root;
 
 /// The production image must stay under this many bytes, uncompressed.
 const MAX_PRODUCTION_BYTES: u64 = 30_000_000;
+/// The build context must stay under this many bytes: `.dockerignore` keeps `target/`, `.git/`
+/// and local data out, and a context past this means something large slipped back in.
+const MAX_CONTEXT_BYTES: u64 = 2_000_000;
 /// `docker inspect` must report `healthy` within this.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(15);
 /// `docker stop` must return within this.
@@ -28,6 +31,9 @@ pub(crate) fn e2e() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
 
+    step("the build context is under 2 MB", || {
+        check_context_size(&root, &work)
+    })?;
     let components = work.join("components");
     step("target component, exported with -o", || {
         build(&root, &["--target", "component", "-o"], Some(&components))?;
@@ -363,6 +369,32 @@ fn check_hot_reload(work: &Path) -> anyhow::Result<()> {
     eprintln!(
         "    the edit was served {:.0?} after saving",
         edited.elapsed()
+    );
+    Ok(())
+}
+
+fn check_context_size(root: &Path, work: &Path) -> anyhow::Result<()> {
+    // What the daemon receives, after `.dockerignore`: copied whole into an empty image and
+    // exported as a tar. BuildKit's own "transferring context" line only counts what changed
+    // since the last build, so it cannot be used on a warm engine.
+    let dockerfile = work.join("context.Dockerfile");
+    std::fs::write(&dockerfile, "FROM scratch\nCOPY . /\n")?;
+    let tar = work.join("context.tar");
+    let mut command = Command::new("docker");
+    command
+        .env("DOCKER_BUILDKIT", "1")
+        .arg("build")
+        .arg("-f")
+        .arg(&dockerfile)
+        .arg("--output")
+        .arg(format!("type=tar,dest={}", tar.display()))
+        .arg(root);
+    run(&mut command)?;
+    let bytes = std::fs::metadata(&tar)?.len();
+    eprintln!("    context: {:.0} kB as a tar", bytes as f64 / 1e3);
+    ensure!(
+        bytes < MAX_CONTEXT_BYTES,
+        "the build context is {bytes} bytes, over {MAX_CONTEXT_BYTES}: check .dockerignore"
     );
     Ok(())
 }
