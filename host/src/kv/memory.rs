@@ -1,94 +1,124 @@
-//! `--store memory`: a map behind a mutex. Shared by every request of the process, gone when
-//! it exits.
+//! `--store memory`: maps behind a read-write lock. Shared by every request of the process,
+//! gone when it exits.
 
-use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{Backend, LIST_PAGE_SIZE, add_to_counter};
 
-/// See the module docs. Keys sort by (bucket, key), so a bucket is one contiguous range.
+/// One bucket: keys in order, so `list-keys` pages are stable slices.
+type Keys = BTreeMap<String, Vec<u8>>;
+/// Every bucket by name. Nested rather than keyed by `(bucket, key)` so that lookups borrow
+/// the guest's `&str`s: `GET /tasks` reads a hundred keys, and a listing should not cost two
+/// allocations per key.
+type Buckets = HashMap<String, Keys>;
+
+/// See the module docs. Reads share the lock, so listings do not queue behind one another.
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
-    entries: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+    buckets: RwLock<Buckets>,
 }
 
+// A panic while holding the lock cannot leave a half-written entry (every update is one
+// insert or remove), so a poisoned map is still consistent and both guards ignore poisoning.
 impl MemoryBackend {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, String), Vec<u8>>> {
-        // A panic while holding the lock cannot leave a half-written entry (every update is
-        // one insert or remove), so a poisoned map is still consistent.
-        self.entries
-            .lock()
+    fn read(&self) -> RwLockReadGuard<'_, Buckets> {
+        self.buckets
+            .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
 
-fn entry(bucket: &str, key: &str) -> (String, String) {
-    (bucket.to_owned(), key.to_owned())
+    fn write(&self) -> RwLockWriteGuard<'_, Buckets> {
+        self.buckets
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the bucket, with a bucket never written to reading as empty.
+    fn read_bucket<R>(&self, bucket: &str, f: impl FnOnce(&Keys) -> R) -> R {
+        let buckets = self.read();
+        match buckets.get(bucket) {
+            Some(keys) => f(keys),
+            None => f(&Keys::new()),
+        }
+    }
+
+    /// Runs `f` on the bucket, creating it on first write. Deletes never create one.
+    fn write_bucket<R>(&self, bucket: &str, f: impl FnOnce(&mut Keys) -> R) -> R {
+        let mut buckets = self.write();
+        match buckets.get_mut(bucket) {
+            Some(keys) => f(keys),
+            None => f(buckets.entry(bucket.to_owned()).or_default()),
+        }
+    }
 }
 
 impl Backend for MemoryBackend {
     fn get(&self, bucket: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        Ok(self.lock().get(&entry(bucket, key)).cloned())
+        Ok(self.read_bucket(bucket, |keys| keys.get(key).cloned()))
     }
 
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
-        self.lock().insert(entry(bucket, key), value.to_vec());
+        self.write_bucket(bucket, |keys| keys.insert(key.to_owned(), value.to_vec()));
         Ok(())
     }
 
     fn delete(&self, bucket: &str, key: &str) -> anyhow::Result<()> {
-        self.lock().remove(&entry(bucket, key));
-        Ok(())
-    }
-
-    fn exists(&self, bucket: &str, key: &str) -> anyhow::Result<bool> {
-        Ok(self.lock().contains_key(&entry(bucket, key)))
-    }
-
-    fn list_keys(&self, bucket: &str, offset: u64) -> anyhow::Result<(Vec<String>, Option<u64>)> {
-        let entries = self.lock();
-        let in_bucket = entries
-            .range(entry(bucket, "")..)
-            .take_while(|((b, _), _)| b == bucket);
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        let mut keys: Vec<String> = in_bucket
-            .skip(skip)
-            .take(LIST_PAGE_SIZE + 1)
-            .map(|((_, k), _)| k.clone())
-            .collect();
-        let next = (keys.len() > LIST_PAGE_SIZE).then(|| offset + LIST_PAGE_SIZE as u64);
-        keys.truncate(LIST_PAGE_SIZE);
-        Ok((keys, next))
-    }
-
-    fn increment(&self, bucket: &str, key: &str, delta: u64) -> anyhow::Result<u64> {
-        let mut entries = self.lock();
-        let slot = entry(bucket, key);
-        let next = add_to_counter(entries.get(&slot).map(Vec::as_slice), key, delta)?;
-        entries.insert(slot, next.to_string().into_bytes());
-        Ok(next)
-    }
-
-    fn get_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
-        let entries = self.lock();
-        Ok(keys
-            .iter()
-            .map(|key| entries.get(&entry(bucket, key)).cloned())
-            .collect())
-    }
-
-    fn set_many(&self, bucket: &str, pairs: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
-        let mut entries = self.lock();
-        for (key, value) in pairs {
-            entries.insert(entry(bucket, key), value.clone());
+        if let Some(keys) = self.write().get_mut(bucket) {
+            keys.remove(key);
         }
         Ok(())
     }
 
-    fn delete_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<()> {
-        let mut entries = self.lock();
-        for key in keys {
-            entries.remove(&entry(bucket, key));
+    fn exists(&self, bucket: &str, key: &str) -> anyhow::Result<bool> {
+        Ok(self.read_bucket(bucket, |keys| keys.contains_key(key)))
+    }
+
+    fn list_keys(&self, bucket: &str, offset: u64) -> anyhow::Result<(Vec<String>, Option<u64>)> {
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let mut page: Vec<String> = self.read_bucket(bucket, |keys| {
+            keys.keys()
+                .skip(skip)
+                .take(LIST_PAGE_SIZE + 1)
+                .cloned()
+                .collect()
+        });
+        let next = (page.len() > LIST_PAGE_SIZE).then(|| offset + LIST_PAGE_SIZE as u64);
+        page.truncate(LIST_PAGE_SIZE);
+        Ok((page, next))
+    }
+
+    fn increment(&self, bucket: &str, key: &str, delta: u64) -> anyhow::Result<u64> {
+        self.write_bucket(bucket, |keys| {
+            let next = add_to_counter(keys.get(key).map(Vec::as_slice), key, delta)?;
+            keys.insert(key.to_owned(), next.to_string().into_bytes());
+            Ok(next)
+        })
+    }
+
+    fn get_many(&self, bucket: &str, wanted: &[String]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+        Ok(self.read_bucket(bucket, |keys| {
+            wanted
+                .iter()
+                .map(|key| keys.get(key.as_str()).cloned())
+                .collect()
+        }))
+    }
+
+    fn set_many(&self, bucket: &str, pairs: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+        self.write_bucket(bucket, |keys| {
+            for (key, value) in pairs {
+                keys.insert(key.clone(), value.clone());
+            }
+        });
+        Ok(())
+    }
+
+    fn delete_many(&self, bucket: &str, doomed: &[String]) -> anyhow::Result<()> {
+        if let Some(keys) = self.write().get_mut(bucket) {
+            for key in doomed {
+                keys.remove(key.as_str());
+            }
         }
         Ok(())
     }
