@@ -1,9 +1,11 @@
 //! The only module that touches `wasi:http` types: it reads an incoming request into a
 //! [`Request`], writes a [`Response`] back out, and drains what a refused client still sends.
 
+use crate::bindings::wasi::clocks::monotonic_clock;
 use crate::bindings::wasi::http::types::{
     Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
+use crate::bindings::wasi::io::poll;
 use crate::bindings::wasi::io::streams::{InputStream, StreamError};
 use crate::error::ApiError;
 use crate::message::{Request, Response};
@@ -11,32 +13,36 @@ use crate::message::{Request, Response};
 /// Request bodies above this size are refused with 413. A task is a title and a description;
 /// a megabyte is generous, and the bound keeps a hostile client from exhausting guest memory.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// How much of a refused body is read and thrown away after the 413 has gone out. Hosts
-/// such as `wasmtime serve` close the connection once the guest drops an unread body, and a
-/// close with unread bytes is a TCP reset that can destroy the 413 before the client reads
-/// it. Draining lets the client finish sending and see the answer, as nginx's lingering
-/// close does; the bound keeps an endless upload from holding the instance forever.
+/// How much of a refused body is read and thrown away after the 413 has gone out, and for
+/// how long. Hosts such as `wasmtime serve` close the connection once the guest drops an
+/// unread body, and a close with unread bytes is a TCP reset that can destroy the 413 before
+/// the client reads it. Draining lets the client finish sending and see the answer, as
+/// nginx's lingering close does; the bounds (task-host's own) keep an endless or trickling
+/// upload from holding the instance.
 const DRAIN_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+const DRAIN_LIMIT_NANOS: u64 = 5_000_000_000;
 /// Bytes asked for per read of the request body.
 const READ_CHUNK: u64 = 64 * 1024;
 /// `blocking-write-and-flush` accepts at most 4096 bytes per call.
 const WRITE_CHUNK: usize = 4096;
 
-/// Serves one exchange: reads `incoming`, answers it with `handle` (or with the error that
-/// reading it gave), then drains whatever the client is still sending.
+/// Serves one exchange: reads `incoming` and answers it with `handle`, or with the error that
+/// reading it gave, after which it drains whatever the client is still sending.
 pub(crate) fn serve(
     incoming: IncomingRequest,
     out: ResponseOutparam,
     handle: impl FnOnce(&Request) -> Response,
 ) {
     let body = RequestBody::open(&incoming);
-    let response = match read_request(&incoming, body.as_ref()) {
-        Ok(request) => handle(&request),
-        Err(error) => error.into_response(),
-    };
-    send_response(out, response);
-    if let Some(body) = body {
-        body.discard_rest();
+    match read_request(&incoming, body.as_ref()) {
+        Ok(request) => send_response(out, handle(&request)),
+        Err(error) => {
+            send_response(out, error.into_response());
+            // The client may still be sending what was refused.
+            if let Some(body) = body {
+                body.discard_rest();
+            }
+        }
     }
 }
 
@@ -129,16 +135,24 @@ impl RequestBody {
         }
     }
 
-    /// Skips what is left, up to [`DRAIN_LIMIT_BYTES`], then finishes the body. After a
-    /// complete read this returns at once.
+    /// Skips what is left, up to [`DRAIN_LIMIT_BYTES`] or [`DRAIN_LIMIT_NANOS`], then
+    /// finishes the body.
     fn discard_rest(self) {
+        let deadline = monotonic_clock::subscribe_duration(DRAIN_LIMIT_NANOS);
+        let readable = self.stream.subscribe();
         let mut skipped = 0;
         while skipped < DRAIN_LIMIT_BYTES {
-            match self.stream.blocking_skip(DRAIN_LIMIT_BYTES - skipped) {
+            poll::poll(&[&readable, &deadline]);
+            if deadline.ready() {
+                break;
+            }
+            match self.stream.skip(DRAIN_LIMIT_BYTES - skipped) {
                 Ok(count) => skipped += count,
                 Err(StreamError::Closed | StreamError::LastOperationFailed(_)) => break,
             }
         }
+        // Children before parents: the pollable, then the stream, then the body.
+        drop(readable);
         let Self { stream, body } = self;
         drop(stream);
         drop(IncomingBody::finish(body));
