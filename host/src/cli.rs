@@ -64,7 +64,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_STORE", default_value = DEFAULT_STORE)]
     pub store: StoreSpec,
 
-    /// A guest that has not responded by then is interrupted and the client gets 504.
+    /// A request body not received by then gets 408; a guest that has not responded by then
+    /// (counted from when it starts) is interrupted and the client gets 504.
     #[arg(long, env = "TASK_HOST_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 

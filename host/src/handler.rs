@@ -62,6 +62,8 @@ enum Failure {
     TooLarge(usize),
     /// The body could not be read off the connection: 400.
     BadBody(String),
+    /// The body did not arrive within the request timeout: 408, and the guest never ran.
+    SlowBody(Duration),
     /// The guest missed its deadline: 504.
     Timeout(Duration),
     /// Every instance slot is taken: 503.
@@ -113,7 +115,12 @@ impl Handler {
         request_id: u64,
         request: Request<Incoming>,
     ) -> Result<Response<HyperOutgoingBody>, Failure> {
-        let request = self.read_body(request).await?;
+        // A client that trickles its body would otherwise hold the connection and its buffer
+        // forever; the guest's own deadline starts only once the body is in.
+        let timeout = self.limits.request_timeout;
+        let request = tokio::time::timeout(timeout, self.read_body(request))
+            .await
+            .map_err(|_| Failure::SlowBody(timeout))??;
         let pre = self
             .current
             .read()
@@ -263,6 +270,10 @@ impl Failure {
         match self {
             Self::TooLarge(limit) => format!("request body over {limit} bytes"),
             Self::BadBody(reason) => format!("unreadable request body: {reason}"),
+            Self::SlowBody(timeout) => format!(
+                "request body not received within {}",
+                humantime::format_duration(*timeout)
+            ),
             Self::Timeout(timeout) => format!(
                 "no response within {}",
                 humantime::format_duration(*timeout)
@@ -293,6 +304,21 @@ impl Failure {
                     StatusCode::BAD_REQUEST,
                     "The request body could not be read",
                 )
+            }
+            Self::SlowBody(timeout) => {
+                tracing::info!(request_id, "{}", self.describe());
+                let mut response = json_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "Request body not received within {}",
+                        humantime::format_duration(timeout)
+                    ),
+                );
+                // The rest of the body may still come; the connection is not reusable.
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                response
             }
             Self::Timeout(timeout) => {
                 tracing::warn!(

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     Client, TestServer, chunked_post, components, exchange_bytes, post_long_title, send_raw,
+    send_then_stall,
 };
 
 async fn task_api() -> TestServer {
@@ -255,6 +256,26 @@ async fn an_oversized_chunked_body_is_refused_and_drained() {
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
     assert!(answer.contains("connection: close"), "{answer}");
     assert!(written, "the server stopped reading before the body ended");
+    assert_eq!(server.get("/tasks").await.expect(200), json!([]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_slower_than_the_request_timeout_is_408() {
+    let server =
+        TestServer::start_with(&components().task_api, &["--request-timeout", "500ms"]).await;
+    // Nine of the hundred declared bytes, then nothing: the host must not wait forever.
+    let answer = send_then_stall(
+        server.addr,
+        b"POST /tasks HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"title\":",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        answer.contains(r#"{"detail":"Request body not received within 500ms"}"#),
+        "{answer}"
+    );
     assert_eq!(server.get("/tasks").await.expect(200), json!([]));
     server.stop().await;
 }

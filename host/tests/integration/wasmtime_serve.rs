@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::common::{
     ServerProcess, chunked_post, components, exchange_bytes, post_long_title, send_raw,
+    send_then_stall,
 };
 use crate::contract;
 
@@ -98,7 +99,6 @@ async fn stock_wasmtime_serve_answers_the_stateless_contract() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_oversized_upload_is_answered_then_let_go() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let dir = tempfile::tempdir().expect("a temp dir");
     let server = wasmtime_serve(&dir);
     // Past the limit, then silence with the connection held open. The component answers,
@@ -106,19 +106,7 @@ async fn a_stalled_oversized_upload_is_answered_then_let_go() {
     // no deadline the instance would wait for bytes that never come, and so would this read.
     let mut request = chunked_post("", 2);
     request.truncate(request.len() - b"0\r\n\r\n".len());
-    let mut stream = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect to wasmtime serve");
-    stream
-        .write_all(&request)
-        .await
-        .expect("send the start of the body");
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
-        .await
-        .expect("the connection is closed once the drain gives up")
-        .expect("read the answer");
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = send_then_stall(server.addr, &request).await;
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
 }
 

@@ -314,6 +314,25 @@ pub(crate) async fn exchange_bytes(addr: SocketAddr, request: Vec<u8>) -> (Strin
     (String::from_utf8_lossy(&answer).into_owned(), written)
 }
 
+/// Writes `request` on a fresh connection, then goes silent with the connection held open,
+/// as a stalled client does. Returns the raw answer, read until the server closes.
+pub(crate) async fn send_then_stall(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the server");
+    stream
+        .write_all(request)
+        .await
+        .expect("send the start of the request");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server gives up on the stalled request and closes")
+        .expect("read the answer");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// The `task-host` binary, run as a child process.
 pub(crate) fn host_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_task-host"));
