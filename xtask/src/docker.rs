@@ -380,16 +380,13 @@ fn check_context_size(root: &Path, work: &Path) -> anyhow::Result<()> {
     let dockerfile = work.join("context.Dockerfile");
     std::fs::write(&dockerfile, "FROM scratch\nCOPY . /\n")?;
     let tar = work.join("context.tar");
-    let mut command = Command::new("docker");
-    command
-        .env("DOCKER_BUILDKIT", "1")
-        .arg("build")
-        .arg("-f")
-        .arg(&dockerfile)
-        .arg("--output")
-        .arg(format!("type=tar,dest={}", tar.display()))
-        .arg(root);
-    run(&mut command)?;
+    let dockerfile_arg = dockerfile.display().to_string();
+    let output_arg = format!("type=tar,dest={}", tar.display());
+    build(
+        root,
+        &["-f", &dockerfile_arg, "--output", &output_arg],
+        None,
+    )?;
     let bytes = std::fs::metadata(&tar)?.len();
     eprintln!("    context: {:.0} kB as a tar", bytes as f64 / 1e3);
     ensure!(
