@@ -287,17 +287,11 @@ impl Failure {
 
     fn into_response(self, request_id: u64) -> Response<HyperOutgoingBody> {
         match self {
-            Self::TooLarge(limit) => {
-                let mut response = json_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("Request body is larger than {limit} bytes"),
-                );
-                // The rest of the body is being thrown away; the connection is not reusable.
-                response
-                    .headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-                response
-            }
+            // The rest of the body is being thrown away; the connection is not reusable.
+            Self::TooLarge(limit) => closing(json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("Request body is larger than {limit} bytes"),
+            )),
             Self::BadBody(reason) => {
                 tracing::info!(request_id, "unreadable request body: {reason}");
                 json_response(
@@ -307,18 +301,14 @@ impl Failure {
             }
             Self::SlowBody(timeout) => {
                 tracing::info!(request_id, "{}", self.describe());
-                let mut response = json_response(
+                // The rest of the body may still come; the connection is not reusable.
+                closing(json_response(
                     StatusCode::REQUEST_TIMEOUT,
                     &format!(
                         "Request body not received within {}",
                         humantime::format_duration(timeout)
                     ),
-                );
-                // The rest of the body may still come; the connection is not reusable.
-                response
-                    .headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-                response
+                ))
             }
             Self::Timeout(timeout) => {
                 tracing::warn!(
@@ -345,6 +335,14 @@ impl Failure {
             }
         }
     }
+}
+
+/// `response` with `Connection: close`, for answers given while the request body is unread.
+fn closing(mut response: Response<HyperOutgoingBody>) -> Response<HyperOutgoingBody> {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// A `{"detail": ...}` answer, the shape FastAPI uses for every error.
