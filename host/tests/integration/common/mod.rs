@@ -299,25 +299,21 @@ pub(crate) fn chunked_post(headers: &str, mib: usize) -> Vec<u8> {
 /// client that ignores what the server says until it has sent everything would. Returns the
 /// raw answer, read until the server closes, and whether the whole request got written.
 pub(crate) async fn exchange_bytes(addr: SocketAddr, request: Vec<u8>) -> (String, bool) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::AsyncWriteExt as _;
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect to the server");
     let (mut reader, mut writer) = stream.into_split();
     let writing = tokio::spawn(async move { writer.write_all(&request).await.is_ok() });
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), reader.read_to_end(&mut answer))
-        .await
-        .expect("the server closes the connection")
-        .expect("read the answer");
+    let answer = read_until_closed(&mut reader).await;
     let written = writing.await.expect("the writer task");
-    (String::from_utf8_lossy(&answer).into_owned(), written)
+    (answer, written)
 }
 
 /// Writes `request` on a fresh connection, then goes silent with the connection held open,
 /// as a stalled client does. Returns the raw answer, read until the server closes.
 pub(crate) async fn send_then_stall(addr: SocketAddr, request: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::AsyncWriteExt as _;
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect to the server");
@@ -325,10 +321,16 @@ pub(crate) async fn send_then_stall(addr: SocketAddr, request: &[u8]) -> String 
         .write_all(request)
         .await
         .expect("send the start of the request");
+    read_until_closed(&mut stream).await
+}
+
+/// Everything the server sends until it closes the connection, which it must within 30 s.
+async fn read_until_closed(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    use tokio::io::AsyncReadExt as _;
     let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+    tokio::time::timeout(Duration::from_secs(30), reader.read_to_end(&mut answer))
         .await
-        .expect("the server gives up on the stalled request and closes")
+        .expect("the server closes the connection")
         .expect("read the answer");
     String::from_utf8_lossy(&answer).into_owned()
 }
