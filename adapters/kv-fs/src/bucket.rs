@@ -383,14 +383,19 @@ mod tests {
         File::options().write(true).open(path)?.set_modified(old)
     }
 
+    /// The paths of the lock on counter `n` and of its break guard.
+    fn lock_and_guard(bucket: &DirBucket) -> (PathBuf, PathBuf) {
+        (
+            bucket.path("n", Kind::Lock),
+            bucket.path("n", Kind::LockBreak),
+        )
+    }
+
     /// A bucket whose counter `n` is locked by an instance that died; also the paths of that
     /// lock and of its break guard.
     fn bucket_with_a_stale_lock() -> io::Result<(tempfile::TempDir, DirBucket, PathBuf, PathBuf)> {
         let (dir, bucket) = bucket();
-        let (lock, guard) = (
-            bucket.path("n", Kind::Lock),
-            bucket.path("n", Kind::LockBreak),
-        );
+        let (lock, guard) = lock_and_guard(&bucket);
         leave_stale(&lock)?;
         Ok((dir, bucket, lock, guard))
     }
@@ -451,10 +456,7 @@ mod tests {
     #[test]
     fn a_fresh_lock_is_never_broken() -> io::Result<()> {
         let (_dir, bucket) = bucket();
-        let (lock, guard) = (
-            bucket.path("n", Kind::Lock),
-            bucket.path("n", Kind::LockBreak),
-        );
+        let (lock, guard) = lock_and_guard(&bucket);
         fs::write(&lock, "live-instance")?;
         break_if_stale(&lock, &guard)?;
         assert!(lock.exists() && !guard.exists());

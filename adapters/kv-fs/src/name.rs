@@ -2,9 +2,10 @@
 //!
 //! Bytes in `[A-Za-z0-9_-]` stay; every other byte becomes `~XX` (upper-case hex). `/`, `.`,
 //! NUL and non-ASCII therefore never reach the file system, and two different keys never
-//! share a name. A kind prefix (`k` value, `l` lock, `x` lock-break guard, `b` bucket) keeps the empty key valid and
-//! keeps our own temp files (which start with `.`) apart. Encoded names longer than
-//! [`SEGMENT`] are split into directories named `+<chunk>`, so any key length works.
+//! share a name. A kind prefix (`k` value, `l` lock, `x` lock-break guard, `b` bucket) keeps
+//! the empty key valid and keeps our own temp files (which start with `.`) apart. Encoded
+//! names longer than [`SEGMENT`] are split into directories named `+<chunk>`, so any key
+//! length works.
 
 use std::path::{Path, PathBuf};
 
