@@ -51,7 +51,7 @@ pub(crate) fn e2e() -> anyhow::Result<()> {
         ("host-builder", "task-api:builder"),
     ] {
         step(&format!("target {target}"), || {
-            build(&root, &["--target", target, "-t", tag], None)
+            build_image(&root, &["--target", target], tag)
         })?;
     }
     step(
@@ -66,17 +66,13 @@ pub(crate) fn e2e() -> anyhow::Result<()> {
         check_swap(&components)
     })?;
     step("target development", || {
-        build(
-            &root,
-            &["--target", "development", "-t", "task-api:dev"],
-            None,
-        )
+        build_image(&root, &["--target", "development"], "task-api:dev")
     })?;
     step("development: an edit is served without a restart", || {
         check_hot_reload(&work)
     })?;
     step("target test", || {
-        build(&root, &["--target", "test", "-t", "task-api:test"], None)
+        build_image(&root, &["--target", "test"], "task-api:test")
     })?;
     step("a failing test fails the test target", || {
         check_test_target_fails(&work)
@@ -86,11 +82,7 @@ pub(crate) fn e2e() -> anyhow::Result<()> {
         || check_host_cached(&work),
     )?;
     step("production for linux/arm64, cross-built", || {
-        build(
-            &root,
-            &["--platform", "linux/arm64", "-t", "task-api:arm64"],
-            None,
-        )
+        build_image(&root, &["--platform", "linux/arm64"], "task-api:arm64")
     })?;
     check_arm64()?;
     print_sizes()?;
@@ -113,6 +105,23 @@ fn build(context: &Path, args: &[&str], out: Option<&Path>) -> anyhow::Result<()
         command.arg(out);
     }
     run(command.arg(context)).map(drop)
+}
+
+/// `docker build -t tag` of `context` with `args`. The image `tag` named before is removed
+/// if this build replaced it: left untagged, it would pin gigabytes of layers that
+/// `docker builder prune` cannot free, and every run would leave more.
+fn build_image(context: &Path, args: &[&str], tag: &str) -> anyhow::Result<()> {
+    let image_id =
+        || docker(&["image", "inspect", "-f", "{{.Id}}", tag]).map(|id| id.trim().to_owned());
+    let previous = image_id().ok();
+    build(context, &[args, &["-t", tag]].concat(), None)?;
+    if let Some(previous) = previous
+        && image_id()? != previous
+    {
+        // An image still used by a container or another tag stays, and that is fine.
+        let _ = docker(&["image", "rm", &previous]);
+    }
+    Ok(())
 }
 
 fn check_arm64() -> anyhow::Result<()> {
