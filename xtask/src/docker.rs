@@ -140,7 +140,8 @@ fn check_arm64() -> anyhow::Result<()> {
         &format!("{}:/usr/local/bin/task-host", container.trim()),
         &binary.to_string_lossy(),
     ]);
-    docker(&["rm", container.trim()])?;
+    // -v: the image declares VOLUME /data, so even a never-started container has a volume.
+    docker(&["rm", "-v", container.trim()])?;
     copied?;
     let header = std::fs::read(&binary)?;
     // ELF e_machine, little-endian at offset 18: 0xB7 is AArch64.
