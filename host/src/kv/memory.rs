@@ -43,12 +43,22 @@ impl MemoryBackend {
         }
     }
 
-    /// Runs `f` on the bucket, creating it on first write. Deletes never create one.
+    /// Runs `f` on the bucket, creating it on first write. Deletes never create one: they go
+    /// through [`Self::remove`].
     fn write_bucket<R>(&self, bucket: &str, f: impl FnOnce(&mut Keys) -> R) -> R {
         let mut buckets = self.write();
         match buckets.get_mut(bucket) {
             Some(keys) => f(keys),
             None => f(buckets.entry(bucket.to_owned()).or_default()),
+        }
+    }
+
+    /// Removes `doomed` from the bucket; a bucket never written to has nothing to remove.
+    fn remove<'k>(&self, bucket: &str, doomed: impl IntoIterator<Item = &'k str>) {
+        if let Some(keys) = self.write().get_mut(bucket) {
+            for key in doomed {
+                keys.remove(key);
+            }
         }
     }
 }
@@ -64,9 +74,7 @@ impl Backend for MemoryBackend {
     }
 
     fn delete(&self, bucket: &str, key: &str) -> anyhow::Result<()> {
-        if let Some(keys) = self.write().get_mut(bucket) {
-            keys.remove(key);
-        }
+        self.remove(bucket, [key]);
         Ok(())
     }
 
@@ -115,11 +123,7 @@ impl Backend for MemoryBackend {
     }
 
     fn delete_many(&self, bucket: &str, doomed: &[String]) -> anyhow::Result<()> {
-        if let Some(keys) = self.write().get_mut(bucket) {
-            for key in doomed {
-                keys.remove(key.as_str());
-            }
-        }
+        self.remove(bucket, doomed.iter().map(String::as_str));
         Ok(())
     }
 }
