@@ -36,7 +36,8 @@ pub(crate) fn e2e() -> anyhow::Result<()> {
     })?;
     let components = work.join("components");
     step("target component, exported with -o", || {
-        build(&root, &["--target", "component", "-o"], Some(&components))?;
+        let out = components.display().to_string();
+        build(&root, &["--target", "component", "-o", &out])?;
         // BuildKit creates the export directory 0700; the image runs as uid 10001, which must
         // be able to read a component mounted from it.
         std::fs::set_permissions(
@@ -97,14 +98,21 @@ fn step(name: &str, check: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Resul
     Ok(())
 }
 
-/// `docker build` of `context` with `args`, exporting to `out` when given.
-fn build(context: &Path, args: &[&str], out: Option<&Path>) -> anyhow::Result<()> {
+/// `docker build` of `context` with `args`, failing on a failed build.
+fn build(context: &Path, args: &[&str]) -> anyhow::Result<()> {
+    run(&mut build_command(context, args)).map(drop)
+}
+
+/// The `docker build` command line of `context` with `args`, BuildKit on, for the checks that
+/// read the build's log themselves.
+fn build_command(context: &Path, args: &[&str]) -> Command {
     let mut command = Command::new("docker");
-    command.env("DOCKER_BUILDKIT", "1").arg("build").args(args);
-    if let Some(out) = out {
-        command.arg(out);
-    }
-    run(command.arg(context)).map(drop)
+    command
+        .env("DOCKER_BUILDKIT", "1")
+        .arg("build")
+        .args(args)
+        .arg(context);
+    command
 }
 
 /// `docker build -t tag` of `context` with `args`. The image `tag` named before is removed
@@ -114,7 +122,7 @@ fn build_image(context: &Path, args: &[&str], tag: &str) -> anyhow::Result<()> {
     let image_id =
         || docker(&["image", "inspect", "-f", "{{.Id}}", tag]).map(|id| id.trim().to_owned());
     let previous = image_id().ok();
-    build(context, &[args, &["-t", tag]].concat(), None)?;
+    build(context, &[args, &["-t", tag]].concat())?;
     if let Some(previous) = previous
         && image_id()? != previous
     {
@@ -133,16 +141,13 @@ fn check_arm64() -> anyhow::Result<()> {
         "task-api:arm64",
     ])?;
     ensure!(arch.trim() == "arm64", "task-api:arm64 is {arch}");
-    let container = docker(&["create", "task-api:arm64"])?;
+    let container = Container::create("task-api:arm64")?;
     let binary = std::env::temp_dir().join("task-host-arm64");
-    let copied = docker(&[
+    docker(&[
         "cp",
-        &format!("{}:/usr/local/bin/task-host", container.trim()),
+        &format!("{}:/usr/local/bin/task-host", container.id),
         &binary.to_string_lossy(),
-    ]);
-    // -v: the image declares VOLUME /data, so even a never-started container has a volume.
-    docker(&["rm", "-v", container.trim()])?;
-    copied?;
+    ])?;
     let header = std::fs::read(&binary)?;
     // ELF e_machine, little-endian at offset 18: 0xB7 is AArch64.
     ensure!(
@@ -392,11 +397,7 @@ fn check_context_size(root: &Path, work: &Path) -> anyhow::Result<()> {
     let tar = work.join("context.tar");
     let dockerfile_arg = dockerfile.display().to_string();
     let output_arg = format!("type=tar,dest={}", tar.display());
-    build(
-        root,
-        &["-f", &dockerfile_arg, "--output", &output_arg],
-        None,
-    )?;
+    build(root, &["-f", &dockerfile_arg, "--output", &output_arg])?;
     let bytes = std::fs::metadata(&tar)?.len();
     eprintln!("    context: {:.0} kB as a tar", bytes as f64 / 1e3);
     ensure!(
@@ -417,11 +418,8 @@ fn check_host_cached(work: &Path) -> anyhow::Result<()> {
         let source = std::fs::read_to_string(&file)?;
         std::fs::write(&file, format!("{source}\n// a one-line change ({nonce})\n"))?;
     }
-    let output = Command::new("docker")
-        .env("DOCKER_BUILDKIT", "1")
-        .args(["build", "--progress=plain", "-t", "task-api:cache-check"])
-        .arg(&tree)
-        .output()?;
+    let output =
+        build_command(&tree, &["--progress=plain", "-t", "task-api:cache-check"]).output()?;
     let log = String::from_utf8_lossy(&output.stderr);
     ensure!(output.status.success(), "the rebuild failed:\n{log}");
     let cached = |stage: &str, command: &str| -> anyhow::Result<bool> {
@@ -454,11 +452,7 @@ fn check_test_target_fails(work: &Path) -> anyhow::Result<()> {
             "{source}\n#[test]\nfn a_deliberately_broken_test() {{\n    assert_eq!(1 + 1, 3);\n}}\n"
         ),
     )?;
-    let output = Command::new("docker")
-        .env("DOCKER_BUILDKIT", "1")
-        .args(["build", "--target", "test"])
-        .arg(&tree)
-        .output()?;
+    let output = build_command(&tree, &["--target", "test"]).output()?;
     let log = String::from_utf8_lossy(&output.stderr);
     ensure!(
         !output.status.success(),
@@ -492,16 +486,25 @@ fn copy_tree(dest: &Path) -> anyhow::Result<PathBuf> {
     Ok(dest.to_path_buf())
 }
 
-/// A detached container publishing port 8000 on a free loopback port; removed on drop.
+/// A container, removed on drop together with its volumes.
 struct Container {
     id: String,
 }
 
 impl Container {
+    /// A detached container publishing port 8000 on a free loopback port.
     fn run(args: &[&str]) -> anyhow::Result<Self> {
-        let id = docker(&[&["run", "-d", "-p", "127.0.0.1::8000"][..], args].concat())?
-            .trim()
-            .to_owned();
+        Self::from_docker(&[&["run", "-d", "-p", "127.0.0.1::8000"][..], args].concat())
+    }
+
+    /// A container of `image` that is never started, for copying files out of it.
+    fn create(image: &str) -> anyhow::Result<Self> {
+        Self::from_docker(&["create", image])
+    }
+
+    /// `docker` with `args`, which print the new container's id.
+    fn from_docker(args: &[&str]) -> anyhow::Result<Self> {
+        let id = docker(args)?.trim().to_owned();
         Ok(Self { id })
     }
 
@@ -526,6 +529,8 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         if std::thread::panicking() || std::env::var_os("XTASK_KEEP_CONTAINERS").is_none() {
+            // -v: the images declare VOLUME /data, so every container has a volume, even one
+            // that never started.
             let _ = Command::new("docker")
                 .args(["rm", "-f", "-v", &self.id])
                 .output();
