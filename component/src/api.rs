@@ -12,15 +12,15 @@ use crate::store::Store;
 use crate::task::{Task, TaskCreate, ValidationError, parse_task_id};
 
 /// Answers one request. `now` is the wall-clock time in seconds since the epoch.
-pub(crate) fn handle<S: Store>(store: &S, request: &Request, now: f64) -> Response {
-    dispatch(&Tasks::new(store), request, now).unwrap_or_else(ApiError::into_response)
+pub(crate) fn handle<'s, S: Store>(store: &'s S, request: &Request, now: f64) -> Response<'s> {
+    dispatch(&Tasks::new(store), request, now).unwrap_or_else(|error| error.into_response())
 }
 
-fn dispatch<S: Store>(
-    tasks: &Tasks<'_, S>,
+fn dispatch<'s, S: Store>(
+    tasks: &Tasks<'s, S>,
     request: &Request,
     now: f64,
-) -> Result<Response, ApiError> {
+) -> Result<Response<'s>, ApiError> {
     match router::route(&request.method, &request.path_with_query)? {
         Route::Root => Ok(root()),
         Route::Health => Ok(health_check(now)),
@@ -34,26 +34,28 @@ fn dispatch<S: Store>(
     }
 }
 
-fn root() -> Response {
+fn root() -> Response<'static> {
     Response::json(
         200,
         &json!({ "message": openapi::TITLE, "version": openapi::VERSION }),
     )
 }
 
-fn health_check(now: f64) -> Response {
+fn health_check(now: f64) -> Response<'static> {
     Response::json(200, &json!({ "status": "healthy", "timestamp": now }))
 }
 
-fn list_tasks<S: Store>(tasks: &Tasks<'_, S>) -> Result<Response, ApiError> {
-    Ok(Response::json(200, &tasks.all()?))
+/// Streamed: the whole list need not fit in guest memory (see [`crate::repository`]).
+fn list_tasks<'s, S: Store>(tasks: &Tasks<'s, S>) -> Result<Response<'s>, ApiError> {
+    let listing = tasks.list()?;
+    Ok(Response::streamed(move |out| listing.write_json(out)))
 }
 
 fn create_task<S: Store>(
     tasks: &Tasks<'_, S>,
     request: &Request,
     now: f64,
-) -> Result<Response, ApiError> {
+) -> Result<Response<'static>, ApiError> {
     let input = parse_body(request).map_err(ApiError::Validation)?;
     let task = Task {
         id: tasks.next_id()?,
@@ -67,7 +69,7 @@ fn create_task<S: Store>(
     Ok(Response::json(200, &task))
 }
 
-fn get_task<S: Store>(tasks: &Tasks<'_, S>, raw_id: &str) -> Result<Response, ApiError> {
+fn get_task<S: Store>(tasks: &Tasks<'_, S>, raw_id: &str) -> Result<Response<'static>, ApiError> {
     let task = find(tasks, parse_task_id(raw_id)?)?;
     Ok(Response::json(200, &task))
 }
@@ -76,7 +78,7 @@ fn update_task<S: Store>(
     tasks: &Tasks<'_, S>,
     raw_id: &str,
     request: &Request,
-) -> Result<Response, ApiError> {
+) -> Result<Response<'static>, ApiError> {
     // FastAPI validates the path and the body together and reports both, path first.
     let (id, input) = match (parse_task_id(raw_id), parse_body(request)) {
         (Ok(id), Ok(input)) => (id, input),
@@ -95,14 +97,20 @@ fn update_task<S: Store>(
     Ok(Response::json(200, &task))
 }
 
-fn delete_task<S: Store>(tasks: &Tasks<'_, S>, raw_id: &str) -> Result<Response, ApiError> {
+fn delete_task<S: Store>(
+    tasks: &Tasks<'_, S>,
+    raw_id: &str,
+) -> Result<Response<'static>, ApiError> {
     let task = find(tasks, parse_task_id(raw_id)?)?;
     tasks.remove(task.id)?;
     eprintln!("INFO: Deleted task: {}", task.id);
     Ok(Response::json(200, &json!({ "message": "Task deleted" })))
 }
 
-fn complete_task<S: Store>(tasks: &Tasks<'_, S>, raw_id: &str) -> Result<Response, ApiError> {
+fn complete_task<S: Store>(
+    tasks: &Tasks<'_, S>,
+    raw_id: &str,
+) -> Result<Response<'static>, ApiError> {
     let mut task = find(tasks, parse_task_id(raw_id)?)?;
     task.completed = true;
     tasks.put(&task)?;

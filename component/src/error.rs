@@ -54,7 +54,7 @@ impl From<ValidationError> for ApiError {
 impl ApiError {
     /// Renders the error in the seed's JSON shapes. Server-side details never reach the
     /// client: they are written to stderr, which the host tags with the request id.
-    pub(crate) fn into_response(self) -> Response {
+    pub(crate) fn into_response(self) -> Response<'static> {
         match self {
             Self::NotFound => detail(404, "Not Found"),
             Self::MethodNotAllowed { allow } => Response {
@@ -76,6 +76,6 @@ impl ApiError {
 }
 
 /// A `{"detail": ...}` answer with `status`.
-fn detail(status: u16, detail: impl Serialize) -> Response {
+fn detail(status: u16, detail: impl Serialize) -> Response<'static> {
     Response::json(status, &Detail { detail })
 }

@@ -6,9 +6,9 @@ use crate::bindings::wasi::http::types::{
     Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 use crate::bindings::wasi::io::poll;
-use crate::bindings::wasi::io::streams::{InputStream, StreamError};
+use crate::bindings::wasi::io::streams::{InputStream, OutputStream, StreamError};
 use crate::error::ApiError;
-use crate::message::{Request, Response};
+use crate::message::{Body, Request, Response};
 
 /// Request bodies above this size are refused with 413. A task is a title and a description;
 /// a megabyte is generous, and the bound keeps a hostile client from exhausting guest memory.
@@ -28,10 +28,10 @@ const WRITE_CHUNK: usize = 4096;
 
 /// Serves one exchange: reads `incoming` and answers it with `handle`, or with the error that
 /// reading it gave, after which it drains whatever the client is still sending.
-pub(crate) fn serve(
+pub(crate) fn serve<'s>(
     incoming: IncomingRequest,
     out: ResponseOutparam,
-    handle: impl FnOnce(&Request) -> Response,
+    handle: impl FnOnce(&Request) -> Response<'s>,
 ) {
     let body = RequestBody::open(&incoming);
     match read_request(&incoming, body.as_ref()) {
@@ -159,25 +159,24 @@ impl RequestBody {
     }
 }
 
-/// Sends `response`. Failures here mean the host went away or misbehaved; there is no one
-/// left to answer, so they are logged.
-fn send_response(out: ResponseOutparam, response: Response) {
-    if let Err(error) = try_send(out, &response) {
-        eprintln!(
-            "ERROR: sending a {} response failed: {error}",
-            response.status
-        );
+/// Sends `response`. Failures here mean the host went away, the host misbehaved, or a
+/// streamed body failed midway; there is no one left to answer, so they are logged.
+fn send_response(out: ResponseOutparam, response: Response<'_>) {
+    let status = response.status;
+    if let Err(error) = try_send(out, response) {
+        eprintln!("ERROR: sending a {status} response failed: {error}");
     }
 }
 
-fn try_send(out: ResponseOutparam, response: &Response) -> Result<(), String> {
-    let mut headers = vec![
-        ("content-type".to_owned(), b"application/json".to_vec()),
-        (
+fn try_send(out: ResponseOutparam, response: Response<'_>) -> Result<(), String> {
+    let mut headers = vec![("content-type".to_owned(), b"application/json".to_vec())];
+    // A streamed body has no length up front; the host sends it chunked.
+    if let Body::Full(bytes) = &response.body {
+        headers.push((
             "content-length".to_owned(),
-            response.body.len().to_string().into_bytes(),
-        ),
-    ];
+            bytes.len().to_string().into_bytes(),
+        ));
+    }
     if let Some(allow) = response.allow {
         headers.push(("allow".to_owned(), allow.as_bytes().to_vec()));
     }
@@ -193,11 +192,63 @@ fn try_send(out: ResponseOutparam, response: &Response) -> Result<(), String> {
     let stream = body
         .write()
         .map_err(|()| "the body stream was already taken".to_owned())?;
-    for chunk in response.body.chunks(WRITE_CHUNK) {
+    let written = match response.body {
+        Body::Full(bytes) => write_chunks(&stream, &bytes),
+        Body::Streamed(write) => {
+            let mut writer = BodyWriter {
+                stream: &stream,
+                pending: Vec::with_capacity(STREAM_BUFFER),
+            };
+            write(&mut writer)
+                .map_err(|error| format!("the streamed body failed midway: {error:?}"))
+                .and_then(|()| writer.send_pending())
+        }
+    };
+    drop(stream);
+    // Leaving the body unfinished (it is dropped) tells the host the answer is incomplete,
+    // so the client sees it cut off instead of a short body that looks whole.
+    written?;
+    OutgoingBody::finish(body, None).map_err(|error| format!("finishing the body: {error:?}"))
+}
+
+/// Bytes gathered before a streamed body is written out: a few writes per batch of tasks
+/// rather than one per task.
+const STREAM_BUFFER: usize = 16 * 1024;
+
+/// The pieces `blocking-write-and-flush` takes.
+fn write_chunks(stream: &OutputStream, bytes: &[u8]) -> Result<(), String> {
+    for chunk in bytes.chunks(WRITE_CHUNK) {
         stream
             .blocking_write_and_flush(chunk)
             .map_err(|error| format!("writing the body: {error:?}"))?;
     }
-    drop(stream);
-    OutgoingBody::finish(body, None).map_err(|error| format!("finishing the body: {error:?}"))
+    Ok(())
+}
+
+/// A streamed body's `Write`: buffers, then writes in the pieces the stream takes.
+struct BodyWriter<'s> {
+    stream: &'s OutputStream,
+    pending: Vec<u8>,
+}
+
+impl BodyWriter<'_> {
+    fn send_pending(&mut self) -> Result<(), String> {
+        write_chunks(self.stream, &self.pending)?;
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+impl std::io::Write for BodyWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= STREAM_BUFFER {
+            self.send_pending().map_err(std::io::Error::other)?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_pending().map_err(std::io::Error::other)
+    }
 }

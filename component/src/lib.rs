@@ -69,8 +69,9 @@ struct Component;
 
 impl Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let store = store::KeyValueStore::default();
         http::serve(request, response_out, |request| {
-            api::handle(&store::KeyValueStore::default(), request, now())
+            api::handle(&store, request, now())
         });
     }
 }

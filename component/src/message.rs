@@ -1,7 +1,11 @@
 //! The plain request and response the API speaks. `http.rs` converts them to and from
 //! `wasi:http` types, which keeps every other module free of WASI and testable natively.
 
+use std::io::Write;
+
 use serde::Serialize;
+
+use crate::error::ApiError;
 
 /// An HTTP request, fully read.
 #[derive(Debug, Clone, Default)]
@@ -17,17 +21,28 @@ pub(crate) struct Request {
 }
 
 /// A JSON response. Every response the component sends is one of these.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Response {
+pub(crate) struct Response<'a> {
     /// HTTP status code.
     pub(crate) status: u16,
     /// Value of the `Allow` header, sent with 405 answers.
     pub(crate) allow: Option<&'static str>,
-    /// Serialized JSON.
-    pub(crate) body: Vec<u8>,
+    /// The JSON body.
+    pub(crate) body: Body<'a>,
 }
 
-impl Response {
+/// A response body: serialized already, or written piece by piece once the head is out.
+pub(crate) enum Body<'a> {
+    /// Serialized JSON, sent with its length.
+    Full(Vec<u8>),
+    /// JSON too large to hold in memory at once, written to the stream it is given. An error
+    /// means the body is incomplete, and the answer must be cut off rather than finished.
+    Streamed(WriteBody<'a>),
+}
+
+/// Writes a streamed body to the stream it is given.
+pub(crate) type WriteBody<'a> = Box<dyn FnOnce(&mut dyn Write) -> Result<(), ApiError> + 'a>;
+
+impl<'a> Response<'a> {
     /// Serializes `value` as the body of a response with `status`.
     pub(crate) fn json(status: u16, value: &impl Serialize) -> Self {
         // Serializing our own types into memory cannot fail: they have string keys only and
@@ -39,13 +54,31 @@ impl Response {
         Self {
             status,
             allow: None,
-            body,
+            body: Body::Full(body),
         }
     }
 
-    /// The body parsed back into JSON, for tests.
+    /// A 200 whose JSON `write` produces once the head has gone out.
+    pub(crate) fn streamed(
+        write: impl FnOnce(&mut dyn Write) -> Result<(), ApiError> + 'a,
+    ) -> Self {
+        Self {
+            status: 200,
+            allow: None,
+            body: Body::Streamed(Box::new(write)),
+        }
+    }
+
+    /// The whole body, with a streamed one written out, for tests.
     #[cfg(test)]
-    pub(crate) fn json_body(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    pub(crate) fn bytes(self) -> Result<Vec<u8>, ApiError> {
+        match self.body {
+            Body::Full(bytes) => Ok(bytes),
+            Body::Streamed(write) => {
+                let mut bytes = Vec::new();
+                write(&mut bytes)?;
+                Ok(bytes)
+            }
+        }
     }
 }

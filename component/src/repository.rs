@@ -7,18 +7,30 @@
 //!
 //! Ids come from `atomics.increment`, so they stay unique across concurrent instances and
 //! are never reused after a delete. The zero padding makes the keys of a store that lists in
-//! key order come back in id order; the listing sorts anyway, since `list-keys` promises no
-//! order.
+//! key order come back in id order.
+//!
+//! A listing is streamed: it holds one page of keys and one batch of tasks at a time, so
+//! guest memory bounds the size of a batch, not the number of tasks. Its order is therefore
+//! the store's: `list-keys` promises none, but task-host's stores and the kv-fs adapter list
+//! in key order, and each page is sorted in case a store does not.
+
+use std::collections::VecDeque;
+use std::io::Write;
 
 use crate::error::ApiError;
+use crate::http::MAX_BODY_BYTES;
 use crate::store::Store;
 use crate::task::Task;
 
 /// The counter behind task ids.
 pub(crate) const NEXT_ID_KEY: &str = "next-task-id";
 const TASK_PREFIX: &str = "task/";
+/// Most bytes of task JSON one listing batch may hold. A stored task is at most one request
+/// body, so a batch of this many bytes' worth of the largest tasks is half the default
+/// `--max-memory` of task-host (64 MiB).
+const BATCH_BYTES: usize = 32 << 20;
 /// Keys fetched per `get-many` call while listing.
-const BATCH_SIZE: usize = 100;
+const BATCH_SIZE: usize = BATCH_BYTES / MAX_BODY_BYTES;
 /// A host that keeps answering with a cursor is cut off after this many pages, rather than
 /// looping forever on a buggy cursor.
 const MAX_PAGES: usize = 1 << 20;
@@ -65,34 +77,93 @@ impl<'s, S: Store> Tasks<'s, S> {
         Ok(self.store.delete(&task_key(id))?)
     }
 
-    /// Every task, ordered by id.
-    pub(crate) fn all(&self) -> Result<Vec<Task>, ApiError> {
-        let mut keys = Vec::new();
-        let mut cursor = None;
-        for _ in 0..MAX_PAGES {
-            let page = self.store.list_keys(cursor)?;
-            keys.extend(
-                page.keys
-                    .into_iter()
-                    .filter(|key| key.starts_with(TASK_PREFIX)),
-            );
-            match page.cursor {
-                Some(next) if Some(next) != cursor => cursor = Some(next),
-                _ => break,
+    /// Starts a listing of every task. The first batch is fetched now, so that a store that
+    /// fails at once fails the request before its head goes out.
+    pub(crate) fn list(&self) -> Result<Listing<'s, S>, ApiError> {
+        let mut listing = Listing {
+            store: self.store,
+            keys: VecDeque::new(),
+            cursor: None,
+            pages: 0,
+            exhausted: false,
+            first: None,
+        };
+        listing.first = listing.next_batch()?;
+        Ok(listing)
+    }
+}
+
+/// Every task, a batch at a time: see the module docs.
+pub(crate) struct Listing<'s, S> {
+    store: &'s S,
+    /// Task keys of the current page not fetched yet.
+    keys: VecDeque<String>,
+    /// Where the next page starts.
+    cursor: Option<u64>,
+    pages: usize,
+    exhausted: bool,
+    /// The batch fetched by [`Tasks::list`].
+    first: Option<Vec<Task>>,
+}
+
+impl<S: Store> Listing<'_, S> {
+    /// Writes every task as one JSON array. A store failure midway is returned after part of
+    /// the array is written: the caller must then make the answer visibly incomplete.
+    pub(crate) fn write_json(mut self, out: &mut dyn Write) -> Result<(), ApiError> {
+        let written =
+            |error: std::io::Error| ApiError::Internal(format!("writing the list: {error}"));
+        out.write_all(b"[").map_err(written)?;
+        let mut separator: &[u8] = b"";
+        let mut batch = self.first.take();
+        while let Some(tasks) = batch {
+            for task in &tasks {
+                out.write_all(separator).map_err(written)?;
+                serde_json::to_writer(&mut *out, task).map_err(|error| {
+                    ApiError::Internal(format!("encoding task {}: {error}", task.id))
+                })?;
+                separator = b",";
             }
+            batch = self.next_batch()?;
         }
-        let mut tasks = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(BATCH_SIZE) {
-            let values = self.store.get_many(chunk)?;
-            for (key, value) in chunk.iter().zip(values) {
-                // A key listed a moment ago may have been deleted since: skip it.
-                if let Some(bytes) = value {
-                    tasks.push(decode(key, &bytes)?);
+        out.write_all(b"]").map_err(written)
+    }
+
+    /// The next non-empty batch of tasks, in key order, or `None` at the end.
+    fn next_batch(&mut self) -> Result<Option<Vec<Task>>, ApiError> {
+        loop {
+            if !self.keys.is_empty() {
+                let take = self.keys.len().min(BATCH_SIZE);
+                let chunk: Vec<String> = self.keys.drain(..take).collect();
+                let values = self.store.get_many(&chunk)?;
+                let mut tasks = Vec::with_capacity(chunk.len());
+                for (key, value) in chunk.iter().zip(values) {
+                    // A key listed a moment ago may have been deleted since: skip it.
+                    if let Some(bytes) = value {
+                        tasks.push(decode(key, &bytes)?);
+                    }
                 }
+                if !tasks.is_empty() {
+                    return Ok(Some(tasks));
+                }
+                continue;
+            }
+            if self.exhausted || self.pages >= MAX_PAGES {
+                return Ok(None);
+            }
+            let page = self.store.list_keys(self.cursor)?;
+            self.pages += 1;
+            let mut keys: Vec<String> = page
+                .keys
+                .into_iter()
+                .filter(|key| key.starts_with(TASK_PREFIX))
+                .collect();
+            keys.sort_unstable();
+            self.keys = keys.into();
+            match page.cursor {
+                Some(next) if Some(next) != self.cursor => self.cursor = Some(next),
+                _ => self.exhausted = true,
             }
         }
-        tasks.sort_by_key(|task| task.id);
-        Ok(tasks)
     }
 }
 

@@ -4,13 +4,20 @@
 use serde_json::{Value, json};
 
 use super::handle;
-use crate::message::{Request, Response};
+use crate::message::{Body, Request};
 use crate::repository::{NEXT_ID_KEY, task_key};
 use crate::store::memory::MemoryStore;
 
 const NOW: f64 = 1_700_000_000.25;
 
-fn send(store: &MemoryStore, method: &str, path: &str, body: Option<Value>) -> Response {
+/// A response as the client sees it, with a streamed body written out.
+struct Sent {
+    status: u16,
+    allow: Option<&'static str>,
+    body: Vec<u8>,
+}
+
+fn send(store: &MemoryStore, method: &str, path: &str, body: Option<Value>) -> Sent {
     let request = Request {
         method: method.to_owned(),
         path_with_query: path.to_owned(),
@@ -19,18 +26,27 @@ fn send(store: &MemoryStore, method: &str, path: &str, body: Option<Value>) -> R
             .map(|body| body.to_string().into_bytes())
             .unwrap_or_default(),
     };
-    handle(store, &request, NOW)
+    let response = handle(store, &request, NOW);
+    let (status, allow) = (response.status, response.allow);
+    let body = response
+        .bytes()
+        .expect("the streamed body is written to the end");
+    Sent {
+        status,
+        allow,
+        body,
+    }
 }
 
 /// Asserts the status first, then hands back the JSON body.
-fn expect(response: &Response, status: u16) -> Value {
+fn expect(response: &Sent, status: u16) -> Value {
     assert_eq!(
         response.status,
         status,
         "body: {}",
         String::from_utf8_lossy(&response.body)
     );
-    response.json_body()
+    serde_json::from_slice(&response.body).unwrap_or(Value::Null)
 }
 
 fn create(store: &MemoryStore, title: &str) -> Value {
@@ -380,4 +396,30 @@ fn openapi_describes_every_route_and_schema() {
             "dangling $ref {name}"
         );
     }
+}
+
+#[test]
+fn a_store_that_fails_midway_leaves_the_list_visibly_unfinished() {
+    let store = MemoryStore::default();
+    for title in ["a", "b", "c", "d", "e"] {
+        create(&store, title);
+    }
+    let request = Request {
+        method: "GET".to_owned(),
+        path_with_query: "/tasks".to_owned(),
+        ..Request::default()
+    };
+    // The first batch is fetched before the head goes out; the rest while streaming.
+    let response = handle(&store, &request, NOW);
+    store.fail();
+    let Body::Streamed(write) = response.body else {
+        panic!("GET /tasks is streamed");
+    };
+    let mut written = Vec::new();
+    assert!(write(&mut written).is_err(), "the failure is reported");
+    let text = String::from_utf8_lossy(&written);
+    assert!(
+        text.starts_with(r#"[{"id":1,"#) && !text.ends_with(']'),
+        "a started, unfinished array: {text}"
+    );
 }

@@ -352,3 +352,28 @@ async fn the_memory_store_is_shared_across_requests() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_larger_than_guest_memory_is_streamed_complete() {
+    // 120 tasks of 100 kB are 12 MB of JSON, half again the 8 MiB a guest may hold: the list
+    // can only be answered a batch at a time.
+    let server = TestServer::start_with(
+        &components().task_api,
+        &["--max-memory", "8MiB", "--store", "memory"],
+    )
+    .await;
+    let description = "d".repeat(100_000);
+    for n in 0..120 {
+        server
+            .post(
+                "/tasks",
+                json!({ "title": format!("task {n}"), "description": description }),
+            )
+            .await
+            .expect(200);
+    }
+    let ids = server.listed("id").await;
+    let expected: Vec<Value> = (1..=120).map(|id| json!(id)).collect();
+    assert_eq!(ids, expected, "every task, in id order");
+    server.stop().await;
+}
