@@ -13,6 +13,8 @@ use crate::kv::StoreSpec;
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8000";
 /// The component `serve` loads unless told otherwise (the path in the production image).
 pub const DEFAULT_COMPONENT: &str = "/app/task_api.wasm";
+/// The cap on one instance's linear memory unless told otherwise (`--max-memory 64MiB`).
+pub const DEFAULT_MAX_MEMORY: usize = 64 << 20;
 /// The store `serve` opens unless told otherwise.
 pub const DEFAULT_STORE: &str = "redb:./data/store.redb";
 
@@ -38,6 +40,10 @@ pub enum Command {
     Healthcheck(HealthcheckArgs),
     /// List a component's imports and exports, and which imports this host cannot provide.
     Check(CheckArgs),
+    /// Print the name of the user this process runs as (the image has no `whoami`).
+    Whoami,
+    /// Print the arguments, separated by spaces (the image has no shell and no `echo`).
+    Echo(EchoArgs),
 }
 
 /// How log lines look.
@@ -86,6 +92,26 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_PROBE_PATH", default_value = "/health", value_parser = parse_probe_path)]
     pub probe_path: String,
 
+    /// Most guest instances running at once. Requests beyond it wait up to --queue-timeout
+    /// for a slot, then get 503 with Retry-After.
+    #[arg(long, env = "TASK_HOST_MAX_INSTANCES", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_instances: u32,
+
+    /// How long a request may wait for a free instance slot before it gets 503.
+    #[arg(long, env = "TASK_HOST_QUEUE_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub queue_timeout: Duration,
+
+    /// How long a client may take to send a request's head (request line and headers),
+    /// counted from when the server starts waiting for it: on a new connection, and on a
+    /// keep-alive connection after its previous answer, so it is also the idle timeout.
+    #[arg(long, env = "TASK_HOST_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
+    pub header_timeout: Duration,
+
+    /// Most client connections open at once; more are answered 503 and closed at once.
+    /// By default 4096, or less if the open-file limit is lower.
+    #[arg(long, env = "TASK_HOST_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
     /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
     #[arg(long, env = "TASK_HOST_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -110,6 +136,22 @@ pub struct CheckArgs {
     pub file: PathBuf,
 }
 
+/// `task-host echo`.
+#[derive(Debug, Clone, Args)]
+pub struct EchoArgs {
+    /// The words to print.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub words: Vec<String>,
+}
+
+/// A timeout that is off at zero would be a trap in a flag meant to bound clients.
+fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text).map_err(|error| error.to_string())? {
+        Duration::ZERO => Err("must be greater than zero".to_owned()),
+        duration => Ok(duration),
+    }
+}
+
 /// A probe path is an absolute request path, like `/health`.
 fn parse_probe_path(text: &str) -> Result<String, String> {
     match text.parse::<hyper::Uri>() {
@@ -127,6 +169,11 @@ fn parse_bytes(text: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_memory_cap_is_the_constant() {
+        assert_eq!(parse_bytes("64MiB"), Ok(DEFAULT_MAX_MEMORY));
+    }
 
     #[test]
     fn byte_sizes_accept_units() {

@@ -1,7 +1,11 @@
-//! One HTTP request, start to finish: enforce the body limit, give the guest a fresh
-//! `Store`, run it under a deadline, and turn every failure into a JSON answer. A hyper
-//! service that returned `Err` would drop the connection with no response at all, so
-//! nothing here does.
+//! One HTTP request, start to finish: check the head, read the body within its limits, wait
+//! for an instance slot, run the guest in a fresh `Store` under a deadline, and hand its
+//! answer to [`ResponseBody`], or turn the failure into a JSON answer ([`Failure`]).
+//!
+//! Guests run on tokio's worker threads, so a guest that computes without pause would hold
+//! a worker until its deadline, and two of them would stall a 2-core host. Every epoch tick
+//! the guest therefore yields to the scheduler; only once its deadline has passed is it
+//! interrupted.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,18 +15,21 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
-use hyper::{Request, Response, StatusCode};
-use serde_json::json;
-use wasmtime::{Store, Trap};
+use hyper::header::{HOST, HeaderValue};
+use hyper::{Request, Response, StatusCode, Version};
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::failure::Failure;
 use crate::kv::Backend;
+use crate::pool::{Capacity, Gate, Shape};
 use crate::request_body::{self, BodyError};
-use crate::runtime::{EPOCH_TICK, Runtime};
+use crate::response::{Exchange, ResponseBody, RunningGuest};
+use crate::runtime::Runtime;
 use crate::state::HostState;
 
 /// The limits every request runs under.
@@ -30,19 +37,22 @@ use crate::state::HostState;
 pub struct Limits {
     /// Cap on one instance's linear memory, in bytes.
     pub max_memory: usize,
-    /// Deadline for the guest's answer.
+    /// Deadline for the guest's whole answer, head and body.
     pub request_timeout: Duration,
     /// Cap on the request body, in bytes.
     pub max_body: usize,
 }
 
-/// The component being served, and the sha256 of the file it came from.
+/// The component being served, the sha256 of the file it came from, and what one instance
+/// of it takes from the pool.
 #[derive(Clone)]
 pub struct Loaded {
     /// The linked component.
     pub runtime: Runtime,
     /// Hex sha256 of the component file.
     pub digest: String,
+    /// Its pool needs per instance.
+    pub(crate) shape: Shape,
 }
 
 /// Serves requests with the current component and one key-value backend. The component can
@@ -52,75 +62,84 @@ pub struct Handler {
     current: RwLock<Loaded>,
     kv: Arc<dyn Backend>,
     limits: Limits,
+    capacity: Capacity,
+    gate: Gate,
+    /// The authority given to HTTP/1.0 requests that name none: the address served.
+    authority: HeaderValue,
     next_request_id: AtomicU64,
 }
 
-/// Why a request got no answer from the guest.
-#[derive(Debug)]
-enum Failure {
-    /// The body is over the limit: 413, and the guest never ran.
-    TooLarge(usize),
-    /// The body could not be read off the connection: 400.
-    BadBody(String),
-    /// The body did not arrive within the request timeout: 408, and the guest never ran.
-    SlowBody(Duration),
-    /// The guest missed its deadline: 504.
-    Timeout(Duration),
-    /// Every instance slot is taken: 503.
-    Busy,
-    /// The guest trapped, or answered with an error instead of a response: 500.
-    Guest(wasmtime::Error),
-}
-
 impl Handler {
-    /// A handler for `loaded`, sharing `kv` across requests.
-    pub fn new(loaded: Loaded, kv: Arc<dyn Backend>, limits: Limits) -> Self {
+    /// A handler for `loaded`, sharing `kv` across requests, admitting as many at once as
+    /// `capacity` holds, each waiting up to `queue_timeout` for a slot.
+    pub(crate) fn new(
+        loaded: Loaded,
+        kv: Arc<dyn Backend>,
+        limits: Limits,
+        capacity: Capacity,
+        queue_timeout: Duration,
+        authority: HeaderValue,
+    ) -> Self {
+        let gate = Gate::new(capacity.fits(loaded.shape), queue_timeout);
         Self {
             current: RwLock::new(loaded),
             kv,
             limits,
+            capacity,
+            gate,
+            authority,
             next_request_id: AtomicU64::new(1),
         }
     }
 
-    /// Answers `request`, always with a response, and writes its access-log line.
+    /// How many requests may run the guest at once.
+    pub fn instance_slots(&self) -> u32 {
+        self.gate.size()
+    }
+
+    /// Answers `request`, always with a response. Its access-log line is written when the
+    /// body is over.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-    ) -> Result<Response<HyperOutgoingBody>, Infallible> {
-        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let started = Instant::now();
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        let exchange = Exchange {
+            request_id: self.next_request_id.fetch_add(1, Ordering::Relaxed),
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+            started: Instant::now(),
+        };
+        let request_id = exchange.request_id;
         let mut response = match self.run_guest(request_id, request).await {
-            Ok(response) => response,
-            Err(failure) => failure.into_response(request_id),
+            Ok((response, guest)) => {
+                let status = response.status().as_u16();
+                response.map(|body| ResponseBody::streamed(body, guest, exchange, status))
+            }
+            Err(failure) => {
+                let response = failure.into_response(request_id);
+                let status = response.status().as_u16();
+                response.map(|body| ResponseBody::host(body, exchange, status))
+            }
         };
         response
             .headers_mut()
             .insert("x-request-id", HeaderValue::from(request_id));
-        tracing::info!(
-            target: "access",
-            request_id,
-            %method,
-            path,
-            status = response.status().as_u16(),
-            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        );
         Ok(response)
     }
 
     async fn run_guest(
         &self,
         request_id: u64,
-        request: Request<Incoming>,
-    ) -> Result<Response<HyperOutgoingBody>, Failure> {
+        mut request: Request<Incoming>,
+    ) -> Result<(Response<HyperOutgoingBody>, RunningGuest), Failure> {
+        self.check_host(&mut request)?;
         // A client that trickles its body would otherwise hold the connection and its buffer
         // forever; the guest's own deadline starts only once the body is in.
         let timeout = self.limits.request_timeout;
         let request = tokio::time::timeout(timeout, self.read_body(request))
             .await
             .map_err(|_| Failure::SlowBody(timeout))??;
+        let slot = self.gate.enter().await.ok_or(Failure::Busy)?;
         let pre = self
             .current
             .read()
@@ -128,7 +147,24 @@ impl Handler {
             .runtime
             .pre
             .clone();
-        self.call(pre, request_id, request).await
+        self.call(pre, request_id, request, slot).await
+    }
+
+    /// wasi:http gives every request an authority. HTTP/1.1 requires `Host`, so a request
+    /// without one (or with one that is not text) is the client's error; HTTP/1.0 predates
+    /// `Host`, and such a request is taken to name the address served.
+    fn check_host(&self, request: &mut Request<Incoming>) -> Result<(), Failure> {
+        if request.uri().authority().is_some() {
+            return Ok(());
+        }
+        match request.headers().get(HOST) {
+            Some(host) if !host.is_empty() && host.to_str().is_ok() => Ok(()),
+            None if request.version() <= Version::HTTP_10 => {
+                request.headers_mut().insert(HOST, self.authority.clone());
+                Ok(())
+            }
+            _ => Err(Failure::BadHost),
+        }
     }
 
     /// The digest of the component being served.
@@ -140,10 +176,18 @@ impl Handler {
             .clone()
     }
 
-    /// Makes `loaded` the served component for every request from now on; returns the
-    /// previous one.
+    /// Makes `loaded` the served component for every request from now on, with the gate
+    /// resized to what the pool holds of it; returns the previous one.
     pub fn swap(&self, loaded: Loaded) -> Loaded {
+        let slots = self.capacity.fits(loaded.shape);
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if slots != self.gate.size() {
+            tracing::info!(
+                slots,
+                "the new component's shape changes how many instances run at once"
+            );
+            self.gate.resize(slots);
+        }
         std::mem::replace(&mut current, loaded)
     }
 
@@ -159,32 +203,51 @@ impl Handler {
                     .map_err(never as fn(Infallible) -> wasmtime_wasi_http::Error),
             )
             .map_err(|error| format!("invalid probe path {path:?}: {error}"))?;
-        match self.call(runtime.pre.clone(), request_id, request).await {
-            Ok(response) => Ok(response.status()),
+        let slot = self
+            .gate
+            .enter()
+            .await
+            .ok_or_else(|| Failure::Busy.describe())?;
+        match self
+            .call(runtime.pre.clone(), request_id, request, slot)
+            .await
+        {
+            Ok((response, _guest)) => Ok(response.status()),
             Err(failure) => Err(failure.describe()),
         }
     }
 
-    /// Runs `pre` on one request in a fresh store.
+    /// Runs `pre` on one request in a fresh store, holding `slot` until the guest is done.
+    /// Returns the response head, with the guest still writing the body.
     async fn call(
         &self,
         pre: ProxyPre<HostState>,
         request_id: u64,
         request: Request<GuestBody>,
-    ) -> Result<Response<HyperOutgoingBody>, Failure> {
+        slot: OwnedSemaphorePermit,
+    ) -> Result<(Response<HyperOutgoingBody>, RunningGuest), Failure> {
         let Limits {
             max_memory,
             request_timeout,
             ..
         } = self.limits;
+        let deadline = tokio::time::Instant::now() + request_timeout;
 
         let mut store = Store::new(
             pre.engine(),
             HostState::new(request_id, Arc::clone(&self.kv), max_memory),
         );
         store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(deadline_ticks(request_timeout));
-        store.epoch_deadline_trap();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if tokio::time::Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                // tokio's own yield: a task that merely wakes itself is polled again at once
+                // from the worker's LIFO slot, which would yield to nobody.
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let mut http = store.data_mut().http();
@@ -197,7 +260,8 @@ impl Handler {
         };
         // The guest runs in its own task so it can keep streaming the body after it has
         // handed over the response head.
-        let guest = tokio::spawn(async move {
+        let mut task = tokio::spawn(async move {
+            let _slot = slot;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()
@@ -205,23 +269,30 @@ impl Handler {
                 .await
         });
 
-        match tokio::time::timeout(request_timeout, receiver).await {
-            Ok(Ok(Ok(response))) => Ok(response),
+        match tokio::time::timeout_at(deadline, receiver).await {
+            Ok(Ok(Ok(response))) => Ok((
+                response,
+                RunningGuest {
+                    task,
+                    deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                    timeout: request_timeout,
+                },
+            )),
             Ok(Ok(Err(code))) => Err(Failure::Guest(wasmtime::format_err!(
                 "the guest answered with error {code:?}"
             ))),
             // The guest dropped the outparam without answering: its task says why.
-            Ok(Err(_)) => match guest.await {
+            Ok(Err(_)) => match (&mut task).await {
                 Ok(Ok(())) => Err(Failure::Guest(wasmtime::format_err!(
                     "the guest returned without a response"
                 ))),
-                Ok(Err(error)) => Err(classify(error, request_timeout)),
+                Ok(Err(error)) => Err(Failure::of_guest(error, request_timeout)),
                 Err(join) => Err(Failure::Guest(wasmtime::format_err!(
                     "the guest task failed: {join}"
                 ))),
             },
             Err(_) => {
-                guest.abort();
+                task.abort();
                 Err(Failure::Timeout(request_timeout))
             }
         }
@@ -249,125 +320,4 @@ type GuestBody =
 
 fn never(never: Infallible) -> wasmtime_wasi_http::Error {
     match never {}
-}
-
-fn deadline_ticks(timeout: Duration) -> u64 {
-    let ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis());
-    u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
-}
-
-fn classify(error: wasmtime::Error, timeout: Duration) -> Failure {
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => Failure::Timeout(timeout),
-        _ if error.is::<wasmtime::PoolConcurrencyLimitError>() => Failure::Busy,
-        _ => Failure::Guest(error),
-    }
-}
-
-impl Failure {
-    /// One line saying what went wrong: the trap code rather than the wasm backtrace.
-    fn describe(&self) -> String {
-        match self {
-            Self::TooLarge(limit) => format!("request body over {limit} bytes"),
-            Self::BadBody(reason) => format!("unreadable request body: {reason}"),
-            Self::SlowBody(timeout) => format!(
-                "request body not received within {}",
-                humantime::format_duration(*timeout)
-            ),
-            Self::Timeout(timeout) => format!(
-                "no response within {}",
-                humantime::format_duration(*timeout)
-            ),
-            Self::Busy => "every instance slot is busy".to_owned(),
-            Self::Guest(error) => error
-                .downcast_ref::<Trap>()
-                .map_or_else(|| format!("{error:#}"), Trap::to_string),
-        }
-    }
-
-    fn into_response(self, request_id: u64) -> Response<HyperOutgoingBody> {
-        match self {
-            // The rest of the body is being thrown away; the connection is not reusable.
-            Self::TooLarge(limit) => closing(json_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("Request body is larger than {limit} bytes"),
-            )),
-            Self::BadBody(reason) => {
-                tracing::info!(request_id, "unreadable request body: {reason}");
-                json_response(
-                    StatusCode::BAD_REQUEST,
-                    "The request body could not be read",
-                )
-            }
-            Self::SlowBody(timeout) => {
-                tracing::info!(request_id, "{}", self.describe());
-                // The rest of the body may still come; the connection is not reusable.
-                closing(json_response(
-                    StatusCode::REQUEST_TIMEOUT,
-                    &format!(
-                        "Request body not received within {}",
-                        humantime::format_duration(timeout)
-                    ),
-                ))
-            }
-            Self::Timeout(timeout) => {
-                tracing::warn!(
-                    request_id,
-                    "guest interrupted: no response within {}",
-                    humantime::format_duration(timeout)
-                );
-                json_response(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout")
-            }
-            Self::Busy => {
-                tracing::warn!(request_id, "every instance slot is busy");
-                let mut response =
-                    json_response(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                response
-            }
-            Self::Guest(ref error) => {
-                // The trap code is the one-line story; the wasm backtrace is for debugging.
-                tracing::error!(request_id, "guest failed: {}", self.describe());
-                tracing::debug!(request_id, "guest failure detail: {error:?}");
-                json_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-            }
-        }
-    }
-}
-
-/// `response` with `Connection: close`, for answers given while the request body is unread.
-fn closing(mut response: Response<HyperOutgoingBody>) -> Response<HyperOutgoingBody> {
-    response
-        .headers_mut()
-        .insert(CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
-/// A `{"detail": ...}` answer, the shape FastAPI uses for every error.
-pub fn json_response(status: StatusCode, detail: &str) -> Response<HyperOutgoingBody> {
-    let body = Bytes::from(json!({ "detail": detail }).to_string());
-    let mut response = Response::new(
-        Full::new(body)
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deadlines_round_up_to_whole_ticks() {
-        assert_eq!(deadline_ticks(Duration::from_secs(30)), 3000);
-        assert_eq!(deadline_ticks(Duration::from_millis(15)), 2);
-        assert_eq!(deadline_ticks(Duration::ZERO), 1);
-    }
 }

@@ -32,13 +32,17 @@
 
 pub mod cli;
 pub mod client;
+mod connection;
+mod failure;
 pub mod guest_log;
 pub mod handler;
 pub mod healthcheck;
 pub mod imports;
 pub mod kv;
+mod pool;
 pub mod reload;
 pub mod request_body;
+mod response;
 pub mod runtime;
 pub mod server;
 pub mod signal;
@@ -50,7 +54,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::cli::{CheckArgs, Command, HealthcheckArgs, ServeArgs};
+use crate::cli::{CheckArgs, Command, EchoArgs, HealthcheckArgs, ServeArgs};
 
 /// Runs one subcommand to completion.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -58,6 +62,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => tokio_runtime()?.block_on(serve(args)),
         Command::Healthcheck(args) => tokio_runtime()?.block_on(healthcheck(args)),
         Command::Check(args) => check(&args),
+        Command::Whoami => whoami(),
+        Command::Echo(args) => echo(&args),
     }
 }
 
@@ -94,10 +100,39 @@ async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let engine = wasmtime::Engine::default();
-    let component = runtime::compile(&engine, &args.file)?;
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read component {}", args.file.display()))?;
+    let shape = pool::Shape::of(&bytes).map_err(|error| {
+        anyhow::anyhow!("{} is not a WebAssembly file: {error}", args.file.display())
+    })?;
+    // The serving engine's configuration, for one instance: what compiles and links here
+    // compiles and links in `serve`.
+    let (engine, _) = runtime::engine(cli::DEFAULT_MAX_MEMORY, pool::Capacity::new(1, shape))?;
+    let component = runtime::compile_bytes(&engine, &args.file, &bytes)?;
     print!("{}", imports::Report::of(&engine, &component).render());
     runtime::link(&engine, &runtime::linker(&engine)?, &args.file, &component)?;
     println!("ok: task-host can serve {}", args.file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `whoami` for the production image, which has no shell and no coreutils: the seed's
+/// checklist runs `docker run --rm task-api:prod whoami` and expects `appuser`.
+fn whoami() -> anyhow::Result<ExitCode> {
+    let uid = rustix::process::getuid().as_raw();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields.get(2).and_then(|id| id.parse().ok()) == Some(uid))
+        .and_then(|fields| fields.first().map(|name| (*name).to_owned()))
+        .with_context(|| format!("cannot find a name for user ID {uid}"))?;
+    println!("{name}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `echo` for the production image: the seed's checklist times
+/// `docker run --rm task-api:prod echo "Container started"`.
+fn echo(args: &EchoArgs) -> anyhow::Result<ExitCode> {
+    println!("{}", args.words.join(" "));
     Ok(ExitCode::SUCCESS)
 }

@@ -16,6 +16,7 @@ use tokio::signal::unix::Signal;
 use wasmtime::component::Linker;
 
 use crate::handler::{Handler, Loaded};
+use crate::pool::Shape;
 use crate::runtime;
 use crate::state::HostState;
 
@@ -94,6 +95,9 @@ impl Reloader {
         if new == self.handler.digest() {
             return Ok(None);
         }
+        let shape = Shape::of(&bytes).map_err(|error| {
+            anyhow::anyhow!("{} is not a WebAssembly file: {error}", self.path.display())
+        })?;
         let (linker, path) = (Arc::clone(&self.linker), self.path.clone());
         // Compiling takes a while and blocks: keep it off the threads that serve requests.
         let runtime = tokio::task::spawn_blocking(move || runtime::load(&linker, &path, &bytes))
@@ -112,6 +116,7 @@ impl Reloader {
         let old = self.handler.swap(Loaded {
             runtime,
             digest: new.clone(),
+            shape,
         });
         Ok(Some(Swap {
             old: old.digest,

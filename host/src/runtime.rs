@@ -12,14 +12,12 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::imports::{HANDLER_EXPORT, Report};
 use crate::kv;
+use crate::pool::Capacity;
 use crate::state::HostState;
 
 /// How often the epoch advances. Request deadlines are counted in these ticks, so a guest
 /// overruns its timeout by at most one tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// Instances alive at once; more concurrent requests wait for a slot's answer of 503.
-const MAX_INSTANCES: u32 = 1000;
-
 /// A compiled, linked component, ready to instantiate once per request.
 #[derive(Clone)]
 pub struct Runtime {
@@ -27,20 +25,33 @@ pub struct Runtime {
     pub pre: ProxyPre<HostState>,
 }
 
-/// Builds the engine: pooling allocator sized for `max_memory` per instance, and epoch
-/// interruption so a guest stuck in a loop can be stopped.
-pub fn engine(max_memory: usize) -> Result<Engine> {
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(MAX_INSTANCES)
-        .total_core_instances(MAX_INSTANCES)
-        .total_memories(MAX_INSTANCES)
-        .total_tables(MAX_INSTANCES)
-        .max_memory_size(max_memory);
-    let mut config = Config::new();
-    config
-        .epoch_interruption(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config).context("configuring wasmtime")
+/// Builds the engine: a pooling allocator with room for `capacity` and `max_memory` per
+/// memory, and epoch interruption so that guests can be made to yield and stopped. If the
+/// address space cannot hold that many slots (a low `ulimit -v`, a 32-bit-like VM), the pool
+/// is halved until it fits, with one log line, rather than failing to start.
+pub(crate) fn engine(max_memory: usize, capacity: Capacity) -> Result<(Engine, Capacity)> {
+    let mut capacity = capacity;
+    loop {
+        let mut pool = PoolingAllocationConfig::default();
+        capacity.configure(&mut pool);
+        pool.max_memory_size(max_memory);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match (Engine::new(&config), capacity.halved()) {
+            (Ok(engine), _) => return Ok((engine, capacity)),
+            (Err(error), Some(half)) => {
+                tracing::warn!(
+                    "the address space cannot hold {} instances ({error}); trying {}",
+                    capacity.instances(),
+                    half.instances()
+                );
+                capacity = half;
+            }
+            (Err(error), None) => return Err(error.context("configuring wasmtime")),
+        }
+    }
 }
 
 /// Advances `engine`'s epoch every [`EPOCH_TICK`] on a background thread, for the life of

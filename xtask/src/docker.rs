@@ -56,7 +56,7 @@ pub(crate) fn e2e() -> anyhow::Result<()> {
         })?;
     }
     step(
-        "production: CRUD, health, uid, stop, volume, hardening",
+        "production: the seed's whoami and echo checks, CRUD, health, uid, stop, volume, hardening",
         check_production,
     )?;
     step(
@@ -183,6 +183,22 @@ fn print_sizes() -> anyhow::Result<()> {
 }
 
 fn check_production() -> anyhow::Result<()> {
+    // The seed's own checklist: `docker run --rm task-api:prod whoami` prints appuser, and
+    // `docker run --rm task-api:prod echo "Container started"` runs, on an image with no
+    // shell and no coreutils: task-host answers both.
+    let whoami = docker(&["run", "--rm", "task-api:prod", "whoami"])?;
+    ensure!(whoami.trim() == "appuser", "whoami printed {whoami:?}");
+    let started = Instant::now();
+    let echoed = docker(&["run", "--rm", "task-api:prod", "echo", "Container started"])?;
+    ensure!(
+        echoed.trim() == "Container started",
+        "echo printed {echoed:?}"
+    );
+    eprintln!(
+        "    whoami: appuser; echo \"Container started\" ran in {:.1?}",
+        started.elapsed()
+    );
+
     let volume = format!("task-api-e2e-{}", std::process::id());
     let _volume_guard = Volume(volume.clone());
     docker(&["volume", "create", &volume])?;

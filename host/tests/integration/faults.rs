@@ -1,8 +1,10 @@
 //! Misbehaving guests get a JSON answer and the host keeps serving.
 
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 
-use crate::common::{TestServer, components};
+use crate::common::{ServerProcess, TestServer, components};
 
 async fn faulty(flags: &[&str]) -> TestServer {
     TestServer::start_with(&components().faulty, flags).await
@@ -59,4 +61,152 @@ async fn a_body_over_max_body_is_413() {
     );
     assert_still_serving(&server).await;
     server.stop().await;
+}
+
+/// Sends `GET path` on a fresh connection and returns the raw answer, read until the server
+/// closes the connection, and how long that took.
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let (answer, _) = crate::common::exchange_bytes(addr, request.into_bytes()).await;
+    (answer, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guests_that_never_stop_computing_do_not_stall_other_requests() {
+    let timeout = Duration::from_secs(3);
+    let server = faulty(&["--request-timeout", "3s", "--store", "memory"]).await;
+    // Twice as many runaway guests as there are cores: before guests yielded, they held
+    // every worker thread until their deadline, and the queue behind them for longer.
+    let loops = 2 * std::thread::available_parallelism().map_or(2, usize::from);
+    let client = *server;
+    let runaway: Vec<_> = (0..loops)
+        .map(|_| {
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let reply = client.get("/loop").await;
+                (reply.status, started.elapsed())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..10 {
+        let started = Instant::now();
+        assert_still_serving(&server).await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "a normal request took {took:?} beside {loops} looping guests"
+        );
+    }
+    for task in runaway {
+        let (status, took) = task.await.expect("the looping request");
+        assert_eq!(status, 504);
+        assert!(
+            took < timeout + Duration::from_secs(1),
+            "a looping guest was stopped only after {took:?}, with a {timeout:?} deadline"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_failing_after_the_head_cuts_the_answer_off_and_is_logged() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let component = components().faulty.display().to_string();
+    let host = ServerProcess::host(
+        dir.path(),
+        &[
+            "--component",
+            &component,
+            "--store",
+            "memory",
+            "--request-timeout",
+            "1s",
+            "--max-memory",
+            "16MiB",
+        ],
+    );
+    for then in ["trap", "alloc", "loop", "sleep"] {
+        let (answer, took) = raw_get(host.addr, &format!("/partial?then={then}")).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.contains(r#"{"partial":"#),
+            "{then}: the head and the start of the body went out: {answer:?}"
+        );
+        assert!(
+            !answer.ends_with("0\r\n\r\n"),
+            "{then}: the chunked body must not be terminated as if complete: {answer:?}"
+        );
+        assert!(
+            took < Duration::from_secs(3),
+            "{then}: the answer was cut off only after {took:?}, with a 1 s request timeout"
+        );
+    }
+    let failures = host
+        .wait_for_log(
+            "guest failed after the response head",
+            4,
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        failures.iter().all(|line| line.contains("request_id")),
+        "each late failure names its request: {failures:#?}"
+    );
+    host.wait_for_log("body=\"aborted\"", 4, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        host.client().get("/").await.expect(200),
+        json!({ "component": "faulty" })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_over_the_instance_slots_queues_and_only_then_gets_503() {
+    // Eight slots for slow requests: the pool is sized for eight instances of the
+    // component's real shape, so all eight run at once.
+    let queued = faulty(&["--max-instances", "8", "--queue-timeout", "5s"]).await;
+    let statuses = concurrent_gets(&queued, "/slow?ms=300", 12).await;
+    assert_eq!(
+        statuses,
+        vec![200; 12],
+        "four waited for a slot, none refused"
+    );
+    queued.stop().await;
+
+    let impatient = faulty(&["--max-instances", "8", "--queue-timeout", "50ms"]).await;
+    let client = *impatient;
+    let slow: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(async move { client.get("/slow?ms=1000").await.status }))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = impatient.get("/").await;
+    assert_eq!(
+        refused.expect(503),
+        json!({ "detail": "Service Unavailable" })
+    );
+    assert_eq!(
+        refused
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    for task in slow {
+        assert_eq!(task.await.expect("a slow request"), 200);
+    }
+    impatient.stop().await;
+}
+
+/// Sends `count` concurrent `GET path` and returns their statuses.
+async fn concurrent_gets(server: &TestServer, path: &'static str, count: usize) -> Vec<u16> {
+    let client = **server;
+    let tasks: Vec<_> = (0..count)
+        .map(|_| tokio::spawn(async move { client.get(path).await.status }))
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.expect("a request"));
+    }
+    statuses
 }

@@ -250,3 +250,26 @@ fn check_names_every_import_the_host_cannot_provide() {
         "{stderr}"
     );
 }
+
+#[test]
+fn whoami_and_echo_answer_the_seeds_checklist_without_a_shell() {
+    let whoami = host_command()
+        .arg("whoami")
+        .output()
+        .expect("task-host runs");
+    assert!(whoami.status.success(), "{whoami:?}");
+    let expected = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("id runs");
+    assert_eq!(
+        String::from_utf8_lossy(&whoami.stdout),
+        String::from_utf8_lossy(&expected.stdout)
+    );
+    let echo = host_command()
+        .args(["echo", "Container started"])
+        .output()
+        .expect("task-host runs");
+    assert!(echo.status.success(), "{echo:?}");
+    assert_eq!(String::from_utf8_lossy(&echo.stdout), "Container started\n");
+}

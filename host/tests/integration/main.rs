@@ -6,5 +6,6 @@ mod config_errors;
 mod contract;
 mod faults;
 mod lifecycle;
+mod slow_clients;
 mod swap;
 mod wasmtime_serve;

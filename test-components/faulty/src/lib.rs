@@ -9,6 +9,7 @@
 //! | `/loop`       | spins forever                                     | 504         |
 //! | `/alloc`      | allocates until linear memory is exhausted        | 500         |
 //! | `/slow?ms=N`  | sleeps N milliseconds, then answers 200           | 200         |
+//! | `/partial?then=F` | sends a 200 head and part of a body, then fails as `F` says: `trap`, `loop`, `alloc` or `sleep` (an hour) | the body is cut off |
 //! | `/health`     | answers 500: a reload candidate that must be refused | 500      |
 //! | anything else | answers 200 `{"component":"faulty"}`              | 200         |
 
@@ -39,8 +40,40 @@ impl Guest for Faulty {
                 respond(response_out, 200, br#"{"slept":true}"#);
             }
             "/health" => respond(response_out, 500, br#"{"status":"unhealthy"}"#),
+            "/partial" => {
+                let then = path.split_once("then=").map_or("", |(_, then)| then);
+                fail_after_head(response_out, then);
+            }
             _ => respond(response_out, 200, br#"{"component":"faulty"}"#),
         }
+    }
+}
+
+/// Hands over a 200 head and the start of a body, with no length so it goes out chunked,
+/// then fails without finishing the body.
+fn fail_after_head(response_out: ResponseOutparam, then: &str) {
+    let Ok(headers) =
+        Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
+    else {
+        return;
+    };
+    let response = OutgoingResponse::new(headers);
+    let Ok(outgoing) = response.body() else {
+        return;
+    };
+    ResponseOutparam::set(response_out, Ok(response));
+    if let Ok(mut stream) = outgoing.write() {
+        let _ = stream.write_all(br#"{"partial":"#);
+        let _ = stream.blocking_flush();
+        // The body and its stream must outlive the failure: dropping them would end it.
+        std::mem::forget(stream);
+    }
+    std::mem::forget(outgoing);
+    match then {
+        "trap" => panic!("the faulty component was asked to trap mid-body"),
+        "loop" => spin_forever(),
+        "alloc" => allocate_forever(),
+        _ => std::thread::sleep(Duration::from_secs(3600)),
     }
 }
 

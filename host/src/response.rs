@@ -1,0 +1,222 @@
+//! The answer as it leaves the host: the guest's body streamed to the client, cut off when the
+//! guest fails after the head went out, and the access-log line written once it is over.
+//!
+//! A guest hands over the response head first and writes the body afterwards, so a trap, a
+//! runaway loop or an exhausted memory can strike mid-body. wasmtime-wasi-http then just
+//! closes its body channel, which reads as a normal end: the client would get a chunked body
+//! terminated as if complete. So the end of the guest's body is passed on only once the
+//! guest has returned successfully; any failure, or the request deadline passing first, is
+//! passed on as a body error instead, on which hyper drops the connection without the final
+//! chunk, and the client sees the response was cut short.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::Method;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::task::JoinHandle;
+use tokio::time::Sleep;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::failure::Failure;
+
+/// The guest still running behind a response whose head is out.
+pub(crate) struct RunningGuest {
+    /// The task running the guest's `handle`.
+    pub(crate) task: JoinHandle<wasmtime::Result<()>>,
+    /// When the request's deadline passes.
+    pub(crate) deadline: Pin<Box<Sleep>>,
+    /// The request timeout, for the log.
+    pub(crate) timeout: Duration,
+}
+
+/// What one request was, for its access-log line.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    /// The request id, also in the `x-request-id` header.
+    pub(crate) request_id: u64,
+    /// The request method.
+    pub(crate) method: Method,
+    /// The request path, without the query.
+    pub(crate) path: String,
+    /// When the request arrived.
+    pub(crate) started: Instant,
+}
+
+/// How the body ended, once it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Still being sent.
+    Open,
+    /// Sent to the end.
+    Complete,
+    /// Cut off: the guest failed or missed its deadline.
+    Aborted,
+}
+
+/// Something held for as long as the answer is being sent (the connection's in-flight mark).
+pub(crate) type Hold = Box<dyn Send + Sync>;
+
+/// A response body that ends only when the guest has succeeded, and logs the exchange.
+pub struct ResponseBody {
+    inner: HyperOutgoingBody,
+    guest: Option<RunningGuest>,
+    exchange: Exchange,
+    status: u16,
+    bytes: u64,
+    ending: Ending,
+    _hold: Option<Hold>,
+}
+
+impl ResponseBody {
+    /// A body of the guest's, which must finish within the guest's deadline.
+    pub(crate) fn streamed(
+        inner: HyperOutgoingBody,
+        guest: RunningGuest,
+        exchange: Exchange,
+        status: u16,
+    ) -> Self {
+        Self::new(inner, Some(guest), exchange, status)
+    }
+
+    /// A body the host made itself.
+    pub(crate) fn host(inner: HyperOutgoingBody, exchange: Exchange, status: u16) -> Self {
+        Self::new(inner, None, exchange, status)
+    }
+
+    fn new(
+        inner: HyperOutgoingBody,
+        guest: Option<RunningGuest>,
+        exchange: Exchange,
+        status: u16,
+    ) -> Self {
+        Self {
+            inner,
+            guest,
+            exchange,
+            status,
+            bytes: 0,
+            ending: Ending::Open,
+            _hold: None,
+        }
+    }
+
+    /// Keeps `hold` alive until the body is done with.
+    pub(crate) fn hold(&mut self, hold: Hold) {
+        self._hold = Some(hold);
+    }
+
+    /// Ends the body with an error, so that hyper drops the connection without the final
+    /// chunk, and says why in the log.
+    fn abort(&mut self, failure: &Failure) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
+        self.ending = Ending::Aborted;
+        if let Some(guest) = self.guest.take() {
+            guest.task.abort();
+        }
+        let reason = failure.describe();
+        tracing::error!(
+            request_id = self.exchange.request_id,
+            "guest failed after the response head: {reason}; the response was cut off"
+        );
+        Poll::Ready(Some(Err(ErrorCode::InternalError(Some(reason)))))
+    }
+
+    /// The end of the guest's body: final once the guest has returned, and only if it
+    /// succeeded.
+    fn poll_guest_end(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
+        let Some(guest) = self.guest.as_mut() else {
+            self.ending = Ending::Complete;
+            return Poll::Ready(None);
+        };
+        let timeout = guest.timeout;
+        let outcome = ready!(Pin::new(&mut guest.task).poll(cx));
+        self.guest = None;
+        match outcome {
+            Ok(Ok(())) => {
+                self.ending = Ending::Complete;
+                Poll::Ready(None)
+            }
+            Ok(Err(error)) => self.abort(&Failure::of_guest(error, timeout)),
+            Err(join) => self.abort(&Failure::Guest(wasmtime::format_err!(
+                "the guest task failed: {join}"
+            ))),
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = ErrorCode;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
+        let this = self.get_mut();
+        if this.ending != Ending::Open {
+            return Poll::Ready(None);
+        }
+        if let Some(guest) = this.guest.as_mut()
+            && guest.deadline.as_mut().poll(cx).is_ready()
+        {
+            let timeout = guest.timeout;
+            return this.abort(&Failure::Timeout(timeout));
+        }
+        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                this.bytes += frame.data_ref().map_or(0, |data| data.len() as u64);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(code)) => this.abort(&Failure::Guest(wasmtime::format_err!(
+                "the guest aborted its body: {code:?}"
+            ))),
+            None => this.poll_guest_end(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ending != Ending::Open || (self.guest.is_none() && self.inner.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // A client that went away mid-body leaves the guest with no one to write for.
+        if let Some(guest) = self.guest.take() {
+            guest.task.abort();
+        }
+        let body = match self.ending {
+            Ending::Complete => "complete",
+            Ending::Aborted => "aborted",
+            // hyper drops a body it never needs (HEAD) or that the client stopped reading.
+            Ending::Open if self.bytes == 0 && self.inner.is_end_stream() => "complete",
+            Ending::Open => "unfinished",
+        };
+        let Exchange {
+            request_id,
+            ref method,
+            ref path,
+            started,
+        } = self.exchange;
+        tracing::info!(
+            target: "access",
+            request_id,
+            %method,
+            path,
+            status = self.status,
+            body,
+            bytes = self.bytes,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        );
+    }
+}
