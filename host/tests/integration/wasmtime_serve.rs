@@ -5,13 +5,28 @@
 //!   single-request effects are checked.
 //! - task_api_standalone.wasm with `--dir`: the kv-fs adapter makes the state real, so it
 //!   passes the same contract checks as task-host, in parallel instances and across restarts.
+//!   It runs as the README's command, whose pool flags live in [`STANDALONE_POOL`].
 
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::fs::File;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant, SystemTime};
 
-use hyper::Method;
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
 use rustix::process::Signal;
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::sync::{Barrier, watch};
 
 use crate::common::{
     ServerProcess, chunked_post, components, exchange_bytes, post_long_title, send_raw,
@@ -110,17 +125,41 @@ async fn a_stalled_oversized_upload_is_answered_then_let_go() {
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
 }
 
-/// `wasmtime serve -S cli --dir <dir>::/data task_api_standalone.wasm`: the kv-fs adapter
-/// keeps the state in `dir`.
+/// The `-O` value of the README's `wasmtime serve` command for task_api_standalone.wasm; the
+/// README is checked to say exactly this.
+///
+/// wasmtime serve instantiates the component once per request, from a pooling allocator
+/// sized by default for 1,000 core instances, 1,000 memories and 1,000 tables in all. One
+/// instance of the composed component takes 7 core instances, 2 memories and 4 tables (the
+/// smallest totals that still serve a request), so the defaults hold only 142 requests at
+/// once, and the next one got an HTML 500 ("maximum concurrent limit of 1000 for core
+/// instances reached"). These totals hold 1,000 at once, the default limit on component
+/// instances, as the defaults do for a one-module component.
+const STANDALONE_POOL: &str =
+    "pooling-total-core-instances=7000,pooling-total-memories=2000,pooling-total-tables=4000";
+
+/// The README's command, `wasmtime serve -S cli --dir ./data::/data -O <STANDALONE_POOL>
+/// task_api_standalone.wasm`, run in `dir` and on an ephemeral port: the kv-fs adapter keeps
+/// the state in `dir/data`.
 fn standalone(dir: &tempfile::TempDir) -> ServerProcess {
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).expect("a data dir");
+    std::fs::create_dir_all(dir.path().join("data")).expect("a data dir");
     let mut command = Command::new("wasmtime");
     command
-        .args(["serve", "-S", "cli", "--addr", "127.0.0.1:0", "--dir"])
-        .arg(format!("{}::/data", data.display()))
+        .current_dir(dir.path())
+        .args(["serve", "-S", "cli", "--dir", "./data::/data"])
+        .args(["-O", STANDALONE_POOL, "--addr", "127.0.0.1:0"])
         .arg(&components().standalone);
     ServerProcess::spawn(command, dir.path(), "Serving HTTP on http://")
+}
+
+#[test]
+fn the_readme_documents_the_command_these_tests_run() {
+    let readme = include_str!("../../../README.md");
+    let command = format!("wasmtime serve -S cli --dir ./data::/data -O {STANDALONE_POOL}");
+    assert!(
+        readme.contains(&command),
+        "README.md must show `{command}`: the tests run exactly that"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -141,10 +180,165 @@ async fn the_standalone_component_keeps_fastapi_error_shapes() {
     contract::check_error_shapes(standalone(&dir).client()).await;
 }
 
+/// A request body that is sent only once `release` resolves.
+struct HeldBack {
+    release: Pin<Box<dyn Future<Output = ()> + Send>>,
+    bytes: Option<Bytes>,
+    len: u64,
+}
+
+impl Body for HeldBack {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        ready!(this.release.as_mut().poll(cx));
+        Poll::Ready(this.bytes.take().map(|bytes| Ok(Frame::data(bytes))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len)
+    }
+}
+
+/// `POST /tasks` with title `title` on a fresh connection; the head goes out at once, the
+/// body only once `release` says so. Waits at `sent` once the request is on its way, then
+/// returns the status and the JSON answer.
+async fn create_held_back(
+    addr: SocketAddr,
+    title: String,
+    mut release: watch::Receiver<bool>,
+    sent: Arc<Barrier>,
+) -> (u16, Value) {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to wasmtime serve");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("an HTTP/1.1 connection");
+    tokio::spawn(connection);
+    let bytes = Bytes::from(json!({ "title": title }).to_string());
+    let body = HeldBack {
+        release: Box::pin(async move {
+            let _ = release.wait_for(|go| *go).await;
+        }),
+        len: bytes.len() as u64,
+        bytes: Some(bytes),
+    };
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/tasks")
+        .header(HOST, addr.to_string())
+        .header(CONTENT_TYPE, "application/json")
+        .body(body)
+        .expect("a valid request");
+    // Queued for the connection task, which writes the head now, whatever we await next.
+    let answer = sender.send_request(request);
+    sent.wait().await;
+    let response = answer.await.expect("an answer");
+    let status = response.status().as_u16();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("the answer's body")
+        .to_bytes();
+    let json = serde_json::from_slice(&body).unwrap_or_else(|_| {
+        panic!(
+            "status {status}, not JSON: {}",
+            String::from_utf8_lossy(&body)
+        )
+    });
+    (status, json)
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn concurrent_creates_in_parallel_instances_get_distinct_ids() {
+async fn two_hundred_concurrent_creates_all_get_200_and_distinct_ids() {
+    const CREATES: usize = 200;
     let dir = tempfile::tempdir().expect("a temp dir");
-    contract::check_concurrent_creates(standalone(&dir).client(), 100).await;
+    let server = standalone(&dir);
+    // wasmtime serve instantiates the component when a request's head arrives, so holding
+    // every body back until all heads are out keeps all 200 instances alive at once, however
+    // fast each create would otherwise finish.
+    let (release, released) = watch::channel(false);
+    let sent = Arc::new(Barrier::new(CREATES + 1));
+    let creates: Vec<_> = (1..=CREATES)
+        .map(|i| {
+            tokio::spawn(create_held_back(
+                server.addr,
+                format!("t{i}"),
+                released.clone(),
+                Arc::clone(&sent),
+            ))
+        })
+        .collect();
+    // About 2 s in all here; the bound only turns a hang into a failure.
+    let ids = tokio::time::timeout(Duration::from_secs(60), async {
+        sent.wait().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = release.send(true);
+        let mut ids = BTreeSet::new();
+        for create in creates {
+            let (status, task) = create.await.expect("the create task ran");
+            assert_eq!(status, 200, "a create failed: {task}");
+            ids.insert(task["id"].as_u64().expect("an integer id"));
+        }
+        ids
+    })
+    .await
+    .expect("200 concurrent creates finish within 60 s");
+    assert_eq!(
+        ids,
+        (1..=CREATES as u64).collect::<BTreeSet<_>>(),
+        "200 distinct ids"
+    );
+    let listed = server.client().listed("id").await;
+    assert_eq!(listed.len(), CREATES, "every created task is listed");
+}
+
+/// Writes `path` as an instance killed `age` ago would have left it.
+fn left_by_a_crash(path: &Path, age: Duration) {
+    std::fs::write(path, "killed-instance").expect("write the leftover");
+    File::options()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.set_modified(SystemTime::now() - age))
+        .expect("date the leftover");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_a_crash_leaves_behind_neither_stalls_creates_nor_stays() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    // What a `kill -9` in the middle of creates leaves in the default bucket (layout in
+    // wit/kv-fs.wit): the id counter's lock and a temp file that was never renamed. Timing a
+    // real kill inside the few milliseconds a create holds the lock is not reliable.
+    let bucket = dir.path().join("data/b");
+    std::fs::create_dir_all(&bucket).expect("a bucket dir");
+    let lock = bucket.join("lnext-task-id");
+    let temp = bucket.join(".tmp-00000000deadbeef");
+    left_by_a_crash(&lock, Duration::from_secs(3));
+    left_by_a_crash(&temp, Duration::from_secs(120));
+
+    let server = standalone(&dir);
+    let started = Instant::now();
+    let created = server
+        .client()
+        .post("/tasks", json!({ "title": "after the crash" }))
+        .await;
+    let took = started.elapsed();
+    assert_eq!(created.expect(200)["id"], json!(1));
+    assert!(
+        took < Duration::from_millis(1500),
+        "a lock left 3 s ago held the create up for {took:?}"
+    );
+    assert!(!lock.exists(), "the dead instance's lock was broken");
+    assert!(!temp.exists(), "the dead instance's temp file was swept");
 }
 
 #[tokio::test(flavor = "multi_thread")]
