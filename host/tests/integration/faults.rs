@@ -113,19 +113,9 @@ async fn guests_that_never_stop_computing_do_not_stall_other_requests() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_failing_after_the_head_cuts_the_answer_off_and_is_logged() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let component = components().faulty.display().to_string();
-    let host = ServerProcess::host(
+    let host = ServerProcess::faulty(
         dir.path(),
-        &[
-            "--component",
-            &component,
-            "--store",
-            "memory",
-            "--request-timeout",
-            "1s",
-            "--max-memory",
-            "16MiB",
-        ],
+        &["--request-timeout", "1s", "--max-memory", "16MiB"],
     );
     for then in ["trap", "alloc", "loop", "sleep"] {
         let (answer, took) = raw_get(host.addr, &format!("/partial?then={then}")).await;

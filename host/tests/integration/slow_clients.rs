@@ -65,19 +65,9 @@ async fn a_request_head_sent_too_slowly_or_never_is_cut_off() {
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_over_the_cap_are_refused_at_once_and_the_rest_recover() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let component = components().faulty.display().to_string();
-    let host = ServerProcess::host(
+    let host = ServerProcess::faulty(
         dir.path(),
-        &[
-            "--component",
-            &component,
-            "--store",
-            "memory",
-            "--max-connections",
-            "20",
-            "--header-timeout",
-            "1s",
-        ],
+        &["--max-connections", "20", "--header-timeout", "1s"],
     );
     let mut idle = Vec::new();
     for _ in 0..20 {
@@ -111,11 +101,7 @@ async fn connections_over_the_cap_are_refused_at_once_and_the_rest_recover() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_does_not_wait_for_idle_or_half_sent_requests() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let component = components().faulty.display().to_string();
-    let mut host = ServerProcess::host(
-        dir.path(),
-        &["--component", &component, "--store", "memory"],
-    );
+    let mut host = ServerProcess::faulty(dir.path(), &[]);
     let mut half_sent = TcpStream::connect(host.addr).await.expect("connect");
     half_sent
         .write_all(b"GET / HTTP/1.1\r\nHost: te")

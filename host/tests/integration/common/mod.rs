@@ -358,6 +358,14 @@ impl ServerProcess {
         Self::spawn(command, log_dir, "listening on http://")
     }
 
+    /// Starts `task-host serve` on the faulty fixture with a memory store, plus `flags`.
+    pub(crate) fn faulty(log_dir: &Path, flags: &[&str]) -> Self {
+        let component = components().faulty.display().to_string();
+        let mut all = vec!["--component", &component, "--store", "memory"];
+        all.extend_from_slice(flags);
+        Self::host(log_dir, &all)
+    }
+
     /// Starts `command` and waits for the line, on stdout or stderr, that starts with
     /// `announce` and goes on with the bound address.
     pub(crate) fn spawn(mut command: Command, log_dir: &Path, announce: &'static str) -> Self {
