@@ -167,9 +167,10 @@ async fn a_burst_over_the_instance_slots_queues_and_only_then_gets_503() {
     let impatient = faulty(&["--max-instances", "8", "--queue-timeout", "50ms"]).await;
     let client = *impatient;
     let slow: Vec<_> = (0..8)
-        .map(|_| tokio::spawn(async move { client.get("/slow?ms=1000").await.status }))
+        .map(|_| tokio::spawn(async move { client.get("/slow?ms=3000").await.status }))
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Long enough for all eight to be running even on a loaded machine.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let refused = impatient.get("/").await;
     assert_eq!(
         refused.expect(503),
