@@ -243,8 +243,8 @@ impl Handler {
             Ok(if tokio::time::Instant::now() >= deadline {
                 UpdateDeadline::Interrupt
             } else {
-                // tokio's own yield: a task that merely wakes itself is polled again at once
-                // from the worker's LIFO slot, which would yield to nobody.
+                // tokio's own yield, as wasmtime advises for tokio: it defers the wake-up
+                // until the worker has polled its other tasks and the I/O driver.
                 UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             })
         });
