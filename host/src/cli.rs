@@ -5,18 +5,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use humantime::Duration as Span;
 
+use crate::config::{self, Config};
 use crate::kv::StoreSpec;
 
 /// Where `serve` listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8000";
-/// The component `serve` loads unless told otherwise (the path in the production image).
-pub const DEFAULT_COMPONENT: &str = "/app/task_api.wasm";
-/// The cap on one instance's linear memory unless told otherwise (`--max-memory 64MiB`).
-pub const DEFAULT_MAX_MEMORY: usize = 64 << 20;
-/// The store `serve` opens unless told otherwise.
-pub const DEFAULT_STORE: &str = "redb:./data/store.redb";
 
 /// Serves wasi:http components with a shared, durable wasi:keyvalue store.
 #[derive(Debug, Parser)]
@@ -59,7 +56,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// The wasi:http component to serve (a .wasm component, not a core module).
-    #[arg(long, env = "TASK_HOST_COMPONENT", default_value = DEFAULT_COMPONENT)]
+    #[arg(long, env = "TASK_HOST_COMPONENT", default_value = config::DEFAULT_COMPONENT)]
     pub component: PathBuf,
 
     /// Address to listen on; port 0 picks a free port (the startup line says which).
@@ -67,21 +64,21 @@ pub struct ServeArgs {
     pub addr: SocketAddr,
 
     /// Key-value store: `memory` (volatile) or `redb:PATH` (durable; parent directories are created).
-    #[arg(long, env = "TASK_HOST_STORE", default_value = DEFAULT_STORE)]
+    #[arg(long, env = "TASK_HOST_STORE", default_value = config::DEFAULT_STORE)]
     pub store: StoreSpec,
 
-    /// A request body not received by then gets 408; a guest that has not responded by then
-    /// (counted from when it starts) is interrupted and the client gets 504.
-    #[arg(long, env = "TASK_HOST_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub request_timeout: Duration,
+    /// A request body not received by then gets 408; a guest that has not answered by then
+    /// (counted from when it starts) is interrupted with 504, or cut off mid-body.
+    #[arg(long, env = "TASK_HOST_REQUEST_TIMEOUT", default_value_t = config::DEFAULT_REQUEST_TIMEOUT.into())]
+    pub request_timeout: Span,
 
     /// Most linear memory one guest instance may grow to; past it the request fails with 500.
-    #[arg(long, env = "TASK_HOST_MAX_MEMORY", default_value = "64MiB", value_parser = parse_bytes)]
-    pub max_memory: usize,
+    #[arg(long, env = "TASK_HOST_MAX_MEMORY", default_value_t = bytes(config::DEFAULT_MAX_MEMORY), value_parser = parse_bytes)]
+    pub max_memory: ByteSize,
 
     /// Largest request body accepted; larger ones get 413 without running the guest.
-    #[arg(long, env = "TASK_HOST_MAX_BODY", default_value = "1MiB", value_parser = parse_bytes)]
-    pub max_body: usize,
+    #[arg(long, env = "TASK_HOST_MAX_BODY", default_value_t = bytes(config::DEFAULT_MAX_BODY), value_parser = parse_bytes)]
+    pub max_body: ByteSize,
 
     /// Watch the component file and swap in each new version once it is validated
     /// (`--watch false` turns it off; SIGHUP reloads either way).
@@ -89,23 +86,23 @@ pub struct ServeArgs {
     pub watch: bool,
 
     /// A reload candidate must answer `GET` on this path with 2xx before it is swapped in.
-    #[arg(long, env = "TASK_HOST_PROBE_PATH", default_value = "/health", value_parser = parse_probe_path)]
+    #[arg(long, env = "TASK_HOST_PROBE_PATH", default_value = config::DEFAULT_PROBE_PATH, value_parser = parse_probe_path)]
     pub probe_path: String,
 
     /// Most guest instances running at once. Requests beyond it wait up to --queue-timeout
     /// for a slot, then get 503 with Retry-After.
-    #[arg(long, env = "TASK_HOST_MAX_INSTANCES", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, env = "TASK_HOST_MAX_INSTANCES", default_value_t = config::DEFAULT_MAX_INSTANCES, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_instances: u32,
 
     /// How long a request may wait for a free instance slot before it gets 503.
-    #[arg(long, env = "TASK_HOST_QUEUE_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
-    pub queue_timeout: Duration,
+    #[arg(long, env = "TASK_HOST_QUEUE_TIMEOUT", default_value_t = config::DEFAULT_QUEUE_TIMEOUT.into())]
+    pub queue_timeout: Span,
 
     /// How long a client may take to send a request's head (request line and headers),
     /// counted from when the server starts waiting for it: on a new connection, and on a
     /// keep-alive connection after its previous answer, so it is also the idle timeout.
-    #[arg(long, env = "TASK_HOST_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
-    pub header_timeout: Duration,
+    #[arg(long, env = "TASK_HOST_HEADER_TIMEOUT", default_value_t = config::DEFAULT_HEADER_TIMEOUT.into(), value_parser = parse_nonzero_duration)]
+    pub header_timeout: Span,
 
     /// Most client connections open at once; more are answered 503 and closed at once.
     /// By default 4096, or less if the open-file limit is lower.
@@ -113,8 +110,29 @@ pub struct ServeArgs {
     pub max_connections: Option<u32>,
 
     /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
-    #[arg(long, env = "TASK_HOST_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub shutdown_timeout: Duration,
+    #[arg(long, env = "TASK_HOST_SHUTDOWN_TIMEOUT", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.into())]
+    pub shutdown_timeout: Span,
+}
+
+impl From<ServeArgs> for Config {
+    fn from(args: ServeArgs) -> Self {
+        // `parse_bytes` admitted only sizes that fit in memory.
+        let in_memory = |size: ByteSize| usize::try_from(size.as_u64()).unwrap_or(usize::MAX);
+        Self {
+            component: args.component,
+            store: args.store,
+            request_timeout: args.request_timeout.into(),
+            max_memory: in_memory(args.max_memory),
+            max_body: in_memory(args.max_body),
+            max_instances: args.max_instances,
+            queue_timeout: args.queue_timeout.into(),
+            header_timeout: args.header_timeout.into(),
+            max_connections: args.max_connections,
+            watch: args.watch,
+            probe_path: args.probe_path,
+            shutdown_timeout: args.shutdown_timeout.into(),
+        }
+    }
 }
 
 /// `task-host healthcheck`.
@@ -145,10 +163,10 @@ pub struct EchoArgs {
 }
 
 /// A timeout that is off at zero would be a trap in a flag meant to bound clients.
-fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
+fn parse_nonzero_duration(text: &str) -> Result<Span, String> {
     match humantime::parse_duration(text).map_err(|error| error.to_string())? {
         Duration::ZERO => Err("must be greater than zero".to_owned()),
-        duration => Ok(duration),
+        duration => Ok(duration.into()),
     }
 }
 
@@ -160,10 +178,16 @@ fn parse_probe_path(text: &str) -> Result<String, String> {
     }
 }
 
-/// Parses `1048576`, `1MiB`, `64 MB` and the like into a byte count.
-fn parse_bytes(text: &str) -> Result<usize, String> {
-    let size: bytesize::ByteSize = text.parse()?;
-    usize::try_from(size.as_u64()).map_err(|_| format!("{text} does not fit in memory"))
+/// Parses `1048576`, `1MiB`, `64 MB` and the like into a byte count that fits in memory.
+fn parse_bytes(text: &str) -> Result<ByteSize, String> {
+    let size: ByteSize = text.parse()?;
+    usize::try_from(size.as_u64()).map_err(|_| format!("{text} does not fit in memory"))?;
+    Ok(size)
+}
+
+/// A byte count as the CLI shows it.
+fn bytes(count: usize) -> ByteSize {
+    ByteSize(count as u64)
 }
 
 #[cfg(test)]
@@ -171,15 +195,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_memory_cap_is_the_constant() {
-        assert_eq!(parse_bytes("64MiB"), Ok(DEFAULT_MAX_MEMORY));
+    fn byte_sizes_accept_units() {
+        assert_eq!(parse_bytes("1MiB"), Ok(ByteSize(1 << 20)));
+        assert_eq!(parse_bytes("4096"), Ok(ByteSize(4096)));
+        assert!(parse_bytes("lots").is_err());
     }
 
     #[test]
-    fn byte_sizes_accept_units() {
-        assert_eq!(parse_bytes("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_bytes("4096"), Ok(4096));
-        assert!(parse_bytes("lots").is_err());
+    fn the_cli_defaults_are_the_config_defaults() {
+        let argv = [
+            "task-host",
+            "serve",
+            "--component",
+            "app.wasm",
+            "--store",
+            "memory",
+        ];
+        let Command::Serve(args) = Cli::try_parse_from(argv).expect("valid").command else {
+            panic!("serve parses as serve");
+        };
+        let from_cli = Config::from(args);
+        let direct = Config::new("app.wasm");
+        assert_eq!(format!("{from_cli:?}"), format!("{direct:?}"));
     }
 
     #[test]

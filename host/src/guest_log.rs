@@ -14,14 +14,14 @@ const MAX_LINE: usize = 16 * 1024;
 
 /// One of a request's output streams.
 #[derive(Debug, Clone, Copy)]
-pub struct GuestOutput {
+pub(crate) struct GuestOutput {
     request_id: u64,
     stream: &'static str,
 }
 
 impl GuestOutput {
     /// The stream named `stream` (`stdout` or `stderr`) of request `request_id`.
-    pub fn new(request_id: u64, stream: &'static str) -> Self {
+    pub(crate) fn new(request_id: u64, stream: &'static str) -> Self {
         Self { request_id, stream }
     }
 }

@@ -11,7 +11,7 @@ use crate::client;
 
 /// The URL probed when none is given: `/health` on 127.0.0.1 at the port `serve` would use,
 /// taken from `TASK_HOST_ADDR` when set, so the check follows a moved port.
-pub fn default_url() -> anyhow::Result<Uri> {
+pub(crate) fn default_url() -> anyhow::Result<Uri> {
     let addr = std::env::var("TASK_HOST_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.to_owned());
     let port = addr.rsplit_once(':').map_or("8000", |(_, port)| port);
     format!("http://127.0.0.1:{port}/health")
@@ -20,7 +20,7 @@ pub fn default_url() -> anyhow::Result<Uri> {
 }
 
 /// GETs `url` and returns the status, failing if there is none within `timeout`.
-pub async fn probe(url: &Uri, timeout: Duration) -> anyhow::Result<StatusCode> {
+pub(crate) async fn probe(url: &Uri, timeout: Duration) -> anyhow::Result<StatusCode> {
     let request = Request::get(url.clone()).body(Default::default())?;
     let response = tokio::time::timeout(timeout, client::send(request))
         .await

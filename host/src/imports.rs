@@ -45,11 +45,11 @@ const PROVIDED: &[(&str, &str)] = &[
 ];
 
 /// The export a component needs for this host to serve it.
-pub const HANDLER_EXPORT: &str = "wasi:http/incoming-handler";
+pub(crate) const HANDLER_EXPORT: &str = "wasi:http/incoming-handler";
 
 /// A component's interface, as `check` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     /// Import names, each with whether the host provides it.
     pub imports: Vec<(String, bool)>,
     /// Export names.
@@ -58,7 +58,7 @@ pub struct Report {
 
 impl Report {
     /// Reads the imports and exports of `component`.
-    pub fn of(engine: &Engine, component: &Component) -> Self {
+    pub(crate) fn of(engine: &Engine, component: &Component) -> Self {
         let ty = component.component_type();
         let imports = ty
             .imports(engine)
@@ -72,7 +72,7 @@ impl Report {
     }
 
     /// The imports the host cannot provide.
-    pub fn missing(&self) -> Vec<&str> {
+    pub(crate) fn missing(&self) -> Vec<&str> {
         self.imports
             .iter()
             .filter(|(_, ok)| !ok)
@@ -81,14 +81,14 @@ impl Report {
     }
 
     /// Whether the component exports a compatible `wasi:http/incoming-handler`.
-    pub fn serves_http(&self) -> bool {
+    pub(crate) fn serves_http(&self) -> bool {
         self.exports
             .iter()
             .any(|name| matches_interface(name, HANDLER_EXPORT, "0.2.12"))
     }
 
     /// One sentence naming every missing import, or `None` if the host provides them all.
-    pub fn missing_sentence(&self) -> Option<String> {
+    pub(crate) fn missing_sentence(&self) -> Option<String> {
         let missing = self.missing();
         (!missing.is_empty()).then(|| {
             format!(
@@ -99,7 +99,7 @@ impl Report {
     }
 
     /// The `check` listing: one line per import and export.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         for (name, provided) in &self.imports {
             let status = if *provided {

@@ -6,47 +6,59 @@
 //! ## How the pieces fit
 //!
 //! ```text
-//!  cli ──► server::Server::bind ──► kv::StoreSpec::open ─────────────► Arc<dyn kv::Backend>
-//!              │                      runtime::{engine, linker, load} ─► ProxyPre (built once)
-//!              ▼
-//!       server::Server::run ── accept ─► hyper http1 ─► handler::Handler::handle (per request)
-//!              │                                          │ new Store<state::HostState>
-//!              │                                          │ body limit, epoch deadline, memory cap
-//!              ▼                                          ▼
-//!       signal::Signals ── graceful drain       guest ──► kv::KvView ──► Backend (memory | redb)
-//!       reload::Reloader ── file watch / SIGHUP ─► compile, check, probe ─► Handler::swap
-//!                                                 └─ stdout/stderr ──► guest_log (tagged lines)
+//!  cli::ServeArgs ─► config::Config ─► server::Server::new(listener, config)
+//!                                        │ kv::StoreSpec::open ──────────► Arc<dyn kv::Backend>
+//!                                        │ component::Candidate::read ─► pool::Shape
+//!                                        │ runtime::{engine, linker} ──► component::Version
+//!                                        ▼
+//!  server::Server::run ── accept ─► connection (cap, head timeout, drain) ─► hyper http1
+//!        │                                                     │
+//!        │                handler::Handler::handle ◄───────────┘  (per request)
+//!        │                  │ Host check, request_body, pool::Gate (slots, queue)
+//!        │                  ▼
+//!        │                component::Version::call ── new Store<state::HostState>,
+//!        │                  │                          yielding epoch deadline
+//!        │                  ▼                          guest ─► kv::wit::KvView ─► Backend
+//!        │                response::ResponseBody ── cut off on a late failure, access log
+//!        ▼
+//!  signal::Signals ── drain        reload::Reloader ── file watch / SIGHUP
+//!                                    ─► Candidate ─► Version::probe ─► Handler::swap
 //! ```
 //!
-//! - [`cli`]: flags and environment variables.
-//! - [`runtime`]: the engine (pooling allocator, epoch interruption), loading a component with
-//!   readable errors, and the linker (WASI, wasi:http, wasi:keyvalue).
-//! - [`imports`]: what the host provides, and `task-host check`.
-//! - [`handler`]: one request, every failure mapped to a JSON answer; [`request_body`]: the
-//!   body limit, and draining a refused body so the client sees the 413.
-//! - [`server`]: accept loop and graceful drain; [`signal`]: SIGTERM/SIGINT.
-//! - [`reload`]: swapping the component on a file change or SIGHUP, validated first.
+//! - [`cli`]: flags and environment variables; [`config`]: what `serve` runs with, and
+//!   every default.
+//! - [`server`]: the accept loop and the drain; `connection`: one client connection, the
+//!   connection cap and the head timeout; `signal`: SIGTERM/SIGINT.
+//! - `handler`: one request; `request_body`: the body limit, and draining a refused body so
+//!   the client sees the 413; `response`: the answer's body and its access-log line;
+//!   `failure`: every early failure as a JSON answer.
+//! - `component`: the served component, loaded, identified, swapped, run and probed;
+//!   `reload`: when to try a new version; `pool`: how many instances fit, and the gate.
+//! - `runtime`: the engine and the linker; `imports`: what the host provides, and
+//!   `task-host check`; `state`: the per-request store data; `guest_log`: guest output as
+//!   log lines.
 //! - [`kv`]: the wasi:keyvalue host and its backends.
-//! - [`state`]: the per-request store data; [`guest_log`]: guest output as log lines.
-//! - [`healthcheck`]: the probe for curl-less images, over [`client`]; [`telemetry`]: logging.
+//! - `healthcheck`: the probe for curl-less images, over [`client`]; [`telemetry`]: logging.
 
 pub mod cli;
 pub mod client;
+mod component;
+pub mod config;
 mod connection;
 mod failure;
-pub mod guest_log;
-pub mod handler;
-pub mod healthcheck;
-pub mod imports;
+mod guest_log;
+mod handler;
+mod healthcheck;
+mod imports;
 pub mod kv;
 mod pool;
-pub mod reload;
-pub mod request_body;
+mod reload;
+mod request_body;
 mod response;
-pub mod runtime;
+mod runtime;
 pub mod server;
-pub mod signal;
-pub mod state;
+mod signal;
+mod state;
 pub mod telemetry;
 
 use std::io::Write as _;
@@ -76,7 +88,11 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let signals = signal::Signals::install()?;
-    let server = server::Server::bind(&args).await?;
+    let addr = args.addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let server = server::Server::new(listener, args.into()).await?;
     let addr = server.local_addr()?;
     // The one startup line on stdout; tests and scripts parse it for the real port.
     let mut stdout = std::io::stdout().lock();
@@ -100,17 +116,13 @@ async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.file)
-        .with_context(|| format!("cannot read component {}", args.file.display()))?;
-    let shape = pool::Shape::of(&bytes).map_err(|error| {
-        anyhow::anyhow!("{} is not a WebAssembly file: {error}", args.file.display())
-    })?;
+    let candidate = component::Candidate::read(&args.file)?;
     // The serving engine's configuration, for one instance: what compiles and links here
     // compiles and links in `serve`.
-    let (engine, _) = runtime::engine(cli::DEFAULT_MAX_MEMORY, pool::Capacity::new(1, shape))?;
-    let component = runtime::compile_bytes(&engine, &args.file, &bytes)?;
-    print!("{}", imports::Report::of(&engine, &component).render());
-    runtime::link(&engine, &runtime::linker(&engine)?, &args.file, &component)?;
+    let engine = runtime::engine(pool::Capacity::new(1, candidate.shape))?;
+    let compiled = candidate.compile(&engine)?;
+    print!("{}", imports::Report::of(&engine, &compiled).render());
+    candidate.link(&runtime::linker(&engine)?, &compiled)?;
     println!("ok: task-host can serve {}", args.file.display());
     Ok(ExitCode::SUCCESS)
 }

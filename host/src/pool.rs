@@ -79,11 +79,6 @@ impl Capacity {
         self.instances
     }
 
-    /// Half the room, for when the address space cannot hold this much.
-    pub(crate) fn halved(self) -> Option<Self> {
-        (self.instances > 1).then(|| Self::new(self.instances / 2, self.shape))
-    }
-
     /// The allocator settings: every total is the instance count times the shape's need.
     pub(crate) fn configure(&self, pool: &mut PoolingAllocationConfig) {
         let total = |per_instance: u32| self.instances.saturating_mul(per_instance.max(1));
@@ -243,11 +238,6 @@ mod tests {
             capacity.fits(smaller),
             100,
             "never more than the component slots"
-        );
-        assert_eq!(
-            capacity.halved().map(|half| half.instances()),
-            Some(50),
-            "halving for a short address space"
         );
     }
 

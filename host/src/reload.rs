@@ -11,13 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
-use sha2::{Digest as _, Sha256};
 use tokio::signal::unix::Signal;
 use wasmtime::component::Linker;
 
-use crate::handler::{Handler, Loaded};
-use crate::pool::Shape;
-use crate::runtime;
+use crate::component::Candidate;
+use crate::handler::Handler;
 use crate::state::HostState;
 
 /// How often the component file is looked at.
@@ -27,7 +25,7 @@ const POLL: Duration = Duration::from_millis(100);
 const SETTLE: Duration = Duration::from_millis(200);
 
 /// Reloads one component path into one handler.
-pub struct Reloader {
+pub(crate) struct Reloader {
     /// The file as it was when the served version was read; a change from it is a reload.
     loaded_from: Option<Fingerprint>,
     /// Candidates are compiled with this linker's engine, the one requests run on.
@@ -37,18 +35,10 @@ pub struct Reloader {
     handler: Arc<Handler>,
 }
 
-/// Hex sha256 of `bytes`: how the log names component versions.
-pub fn digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
-
 impl Reloader {
     /// A reloader for the component at `path`, served by `handler`. `loaded_from` must be
     /// taken before the served bytes were read, so that no replacement can slip in between.
-    pub fn new(
+    pub(crate) fn new(
         loaded_from: Option<Fingerprint>,
         linker: Arc<Linker<HostState>>,
         path: PathBuf,
@@ -65,7 +55,7 @@ impl Reloader {
     }
 
     /// Tries the file now; logs the swap, or why it was rejected.
-    pub async fn reload(&self, trigger: &str) {
+    pub(crate) async fn reload(&self, trigger: &str) {
         match self.try_reload().await {
             Ok(None) => tracing::info!(trigger, "reload skipped: the component file is unchanged"),
             Ok(Some(swap)) => tracing::info!(
@@ -88,22 +78,19 @@ impl Reloader {
 
     async fn try_reload(&self) -> anyhow::Result<Option<Swap>> {
         let started = Instant::now();
-        let bytes = tokio::fs::read(&self.path)
+        let path = self.path.clone();
+        let candidate = tokio::task::spawn_blocking(move || Candidate::read(&path))
             .await
-            .with_context(|| format!("cannot read component {}", self.path.display()))?;
-        let new = digest(&bytes);
-        if new == self.handler.digest() {
+            .context("the read task failed")??;
+        if candidate.digest == self.handler.digest() {
             return Ok(None);
         }
-        let shape = Shape::of(&bytes).map_err(|error| {
-            anyhow::anyhow!("{} is not a WebAssembly file: {error}", self.path.display())
-        })?;
-        let (linker, path) = (Arc::clone(&self.linker), self.path.clone());
+        let linker = Arc::clone(&self.linker);
         // Compiling takes a while and blocks: keep it off the threads that serve requests.
-        let runtime = tokio::task::spawn_blocking(move || runtime::load(&linker, &path, &bytes))
+        let version = tokio::task::spawn_blocking(move || candidate.load(&linker))
             .await
             .context("the compile task failed")??;
-        match self.handler.probe(&runtime, &self.probe_path).await {
+        match self.handler.probe(&version, &self.probe_path).await {
             Ok(status) if status.is_success() => {}
             Ok(status) => bail!(
                 "the candidate answered GET {} with {status}",
@@ -113,13 +100,10 @@ impl Reloader {
         }
         let validated = started.elapsed();
         let switch = Instant::now();
-        let old = self.handler.swap(Loaded {
-            runtime,
-            digest: new.clone(),
-            shape,
-        });
+        let new = version.digest.clone();
+        let old = self.handler.swap(version);
         Ok(Some(Swap {
-            old: old.digest,
+            old: old.digest.clone(),
             new,
             validated,
             switched: switch.elapsed(),
@@ -127,7 +111,7 @@ impl Reloader {
     }
 
     /// Watches the component file until the task is dropped.
-    pub async fn watch(self: Arc<Self>) {
+    pub(crate) async fn watch(self: Arc<Self>) {
         // Starting from the load-time fingerprint, a change made before the watcher started
         // is still seen on the first poll.
         let mut seen = self.loaded_from.clone();
@@ -148,7 +132,7 @@ impl Reloader {
     }
 
     /// Reloads on every SIGHUP `hangups` delivers, until the task is dropped.
-    pub async fn on_sighup(self: Arc<Self>, mut hangups: Signal) {
+    pub(crate) async fn on_sighup(self: Arc<Self>, mut hangups: Signal) {
         while hangups.recv().await.is_some() {
             self.reload("SIGHUP").await;
         }
@@ -171,7 +155,7 @@ fn short(digest: &str) -> &str {
 /// a link (Kubernetes ConfigMap volumes) shows up, and with the inode, so that a rename over
 /// the path does too, even with the same size and mtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint {
+pub(crate) struct Fingerprint {
     target: Option<PathBuf>,
     device: u64,
     inode: u64,
@@ -181,7 +165,7 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     /// The fingerprint of the file at `path` now, or `None` if there is none.
-    pub fn of(path: &Path) -> Option<Self> {
+    pub(crate) fn of(path: &Path) -> Option<Self> {
         let metadata = std::fs::metadata(path).ok()?;
         Some(Self {
             target: std::fs::canonicalize(path).ok(),
@@ -231,13 +215,5 @@ mod tests {
         );
         assert_eq!(Fingerprint::of(&dir.path().join("missing")), None);
         Ok(())
-    }
-
-    #[test]
-    fn digests_are_sha256_hex() {
-        assert_eq!(
-            digest(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
     }
 }

@@ -9,10 +9,11 @@
 //! `Connection: close`. A client that sent `Expect: 100-continue` is not affected: once the
 //! 413 is out, hyper never sends it the 100, so it gets the refusal at once and sends nothing.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::BodyExt as _;
+use http_body_util::{BodyExt as _, Full};
 use hyper::HeaderMap;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
@@ -23,9 +24,22 @@ const LINGER_TIME: Duration = Duration::from_secs(5);
 /// How many bytes of a refused body are drained before the connection is dropped anyway.
 const LINGER_BYTES: u64 = 64 << 20;
 
+/// The request body handed to the guest: already fully read.
+pub(crate) type GuestBody =
+    http_body_util::combinators::MapErr<Full<Bytes>, fn(Infallible) -> wasmtime_wasi_http::Error>;
+
+/// `bytes` as the body a guest reads.
+pub(crate) fn guest_body(bytes: Bytes) -> GuestBody {
+    Full::new(bytes).map_err(never as fn(Infallible) -> wasmtime_wasi_http::Error)
+}
+
+fn never(never: Infallible) -> wasmtime_wasi_http::Error {
+    match never {}
+}
+
 /// Why a body was not read.
 #[derive(Debug)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// Over the limit (declared or actual), in bytes.
     TooLarge(usize),
     /// The connection failed or the framing was invalid.
@@ -35,7 +49,7 @@ pub enum BodyError {
 /// Reads all of `body` if it fits in `limit` bytes. A declared length over the limit is
 /// refused before a byte is read; an undeclared one as soon as it passes the limit. Either
 /// way the rest of a refused body is drained in the background.
-pub async fn read(
+pub(crate) async fn read(
     headers: &HeaderMap,
     mut body: Incoming,
     limit: usize,

@@ -61,7 +61,7 @@ enum Ending {
 pub(crate) type Hold = Box<dyn Send + Sync>;
 
 /// A response body that ends only when the guest has succeeded, and logs the exchange.
-pub struct ResponseBody {
+pub(crate) struct ResponseBody {
     inner: HyperOutgoingBody,
     guest: Option<RunningGuest>,
     exchange: Exchange,

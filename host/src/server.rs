@@ -13,10 +13,11 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::cli::ServeArgs;
+use crate::component::{Candidate, GuestEnv};
+use crate::config::Config;
 use crate::connection::{self, Connections};
-use crate::handler::{Handler, Limits, Loaded};
-use crate::pool::{Capacity, Shape};
+use crate::handler::Handler;
+use crate::pool::Capacity;
 use crate::reload::{self, Reloader};
 use crate::runtime;
 
@@ -32,52 +33,40 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store, loads and checks the component, and binds the address. Every
+    /// Opens the store and loads and checks the component, to serve on `listener`. Every
     /// configuration problem surfaces here, before the first request.
-    pub async fn bind(args: &ServeArgs) -> anyhow::Result<Self> {
-        let max_connections = connection::max_connections(args.max_connections)?;
-        let kv = args.store.open()?;
-        let loaded_from = reload::Fingerprint::of(&args.component);
-        let bytes = std::fs::read(&args.component)
-            .with_context(|| format!("cannot read component {}", args.component.display()))?;
-        let shape = Shape::of(&bytes).map_err(|error| {
-            anyhow::anyhow!(
-                "{} is not a WebAssembly file: {error}",
-                args.component.display()
-            )
-        })?;
-        let (engine, capacity) =
-            runtime::engine(args.max_memory, Capacity::new(args.max_instances, shape))?;
+    pub async fn new(listener: TcpListener, config: Config) -> anyhow::Result<Self> {
+        let max_connections = connection::max_connections(config.max_connections)?;
+        let kv = config.store.open()?;
+        // Taken before the file is read, so that no replacement can slip in between.
+        let loaded_from = reload::Fingerprint::of(&config.component);
+        let candidate = Candidate::read(&config.component)?;
+        let shape = candidate.shape;
+        let capacity = Capacity::new(config.max_instances, shape);
+        let engine = runtime::engine(capacity)?;
         let linker = Arc::new(runtime::linker(&engine)?);
-        let loaded = Loaded {
-            runtime: runtime::load(&linker, &args.component, &bytes)?,
-            digest: reload::digest(&bytes),
-            shape,
-        };
+        let version = candidate.load(&linker)?;
         runtime::start_epoch_ticker(&engine)?;
         let hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-        let listener = TcpListener::bind(args.addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.addr))?;
         let bound = listener.local_addr().context("reading the bound address")?;
-        let limits = Limits {
-            max_memory: args.max_memory,
-            request_timeout: args.request_timeout,
-            max_body: args.max_body,
+        let env = GuestEnv {
+            kv,
+            request_timeout: config.request_timeout,
+            max_memory: config.max_memory,
         };
         let handler = Arc::new(Handler::new(
-            loaded,
-            kv,
-            limits,
+            version,
+            env,
+            config.max_body,
             capacity,
-            args.queue_timeout,
+            config.queue_timeout,
             HeaderValue::from_str(&bound.to_string()).context("naming the bound address")?,
         ));
         tracing::info!(
-            component = %args.component.display(),
+            component = %config.component.display(),
             sha256 = %handler.digest(),
-            store = %args.store,
-            watch = args.watch,
+            store = %config.store,
+            watch = config.watch,
             instance_slots = handler.instance_slots(),
             core_instances_per_request = shape.core_instances,
             max_connections,
@@ -86,18 +75,18 @@ impl Server {
         let reloader = Reloader::new(
             loaded_from,
             linker,
-            args.component.clone(),
-            args.probe_path.clone(),
+            config.component,
+            config.probe_path,
             Arc::clone(&handler),
         );
         Ok(Self {
             listener,
             handler,
             reloader: Arc::new(reloader),
-            connections: Connections::new(max_connections, args.header_timeout),
-            watch: args.watch,
+            connections: Connections::new(max_connections, config.header_timeout),
+            watch: config.watch,
             hangups,
-            shutdown_timeout: args.shutdown_timeout,
+            shutdown_timeout: config.shutdown_timeout,
         })
     }
 

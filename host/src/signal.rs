@@ -4,10 +4,10 @@ use anyhow::Context as _;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// Exit status after a second signal cut the drain short (128 + SIGINT, as shells report).
-pub const FORCED_EXIT: i32 = 130;
+pub(crate) const FORCED_EXIT: i32 = 130;
 
 /// Listens for SIGTERM and SIGINT.
-pub struct Signals {
+pub(crate) struct Signals {
     terminate: Signal,
     interrupt: Signal,
 }
@@ -15,7 +15,7 @@ pub struct Signals {
 impl Signals {
     /// Installs the handlers. Do this before announcing readiness, so that a signal sent
     /// right after startup is never lost.
-    pub fn install() -> anyhow::Result<Self> {
+    pub(crate) fn install() -> anyhow::Result<Self> {
         Ok(Self {
             terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
             interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
@@ -23,7 +23,7 @@ impl Signals {
     }
 
     /// Waits for the next signal and returns its name.
-    pub async fn recv(&mut self) -> &'static str {
+    pub(crate) async fn recv(&mut self) -> &'static str {
         tokio::select! {
             _ = self.terminate.recv() => "SIGTERM",
             _ = self.interrupt.recv() => "SIGINT",
@@ -31,7 +31,7 @@ impl Signals {
     }
 
     /// Waits for the first signal, then arms the second one to end the process at once.
-    pub async fn first_then_force(mut self) {
+    pub(crate) async fn first_then_force(mut self) {
         let name = self.recv().await;
         tracing::info!("{name} received: draining (send it again to exit at once)");
         tokio::spawn(async move {

@@ -9,10 +9,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::guest_log::GuestOutput;
-use crate::kv::{Backend, KvView};
+use crate::kv::Backend;
+use crate::kv::wit::KvView;
 
 /// Store data for one request.
-pub struct HostState {
+pub(crate) struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
@@ -24,7 +25,7 @@ pub struct HostState {
 impl HostState {
     /// Fresh state for request `request_id`. The guest sees no environment, no arguments,
     /// no files and no network; its stdout and stderr become log lines tagged with the id.
-    pub fn new(request_id: u64, kv: Arc<dyn Backend>, max_memory: usize) -> Self {
+    pub(crate) fn new(request_id: u64, kv: Arc<dyn Backend>, max_memory: usize) -> Self {
         let wasi = WasiCtx::builder()
             .stdout(GuestOutput::new(request_id, "stdout"))
             .stderr(GuestOutput::new(request_id, "stderr"))
@@ -44,7 +45,7 @@ impl HostState {
     }
 
     /// The keyvalue view the linker hands to host functions.
-    pub fn kv(&mut self) -> KvView<'_> {
+    pub(crate) fn kv(&mut self) -> KvView<'_> {
         KvView::new(&self.kv, &mut self.table)
     }
 }

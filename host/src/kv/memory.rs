@@ -15,7 +15,7 @@ type Buckets = HashMap<String, Keys>;
 
 /// See the module docs. Reads share the lock, so listings do not queue behind one another.
 #[derive(Debug, Default)]
-pub struct MemoryBackend {
+pub(crate) struct MemoryBackend {
     buckets: RwLock<Buckets>,
 }
 

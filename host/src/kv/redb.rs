@@ -15,13 +15,13 @@ const ENTRIES: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::
 
 /// See the module docs.
 #[derive(Debug)]
-pub struct RedbBackend {
+pub(crate) struct RedbBackend {
     db: Database,
 }
 
 impl RedbBackend {
     /// Opens the store at `path`, creating it and its parent directories if needed.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(parent) = path
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())

@@ -1,7 +1,10 @@
 //! The seed's contract, through task-host and the real task_api.wasm.
 
+use std::time::Duration;
+
 use hyper::Method;
 use serde_json::{Value, json};
+use task_host::kv::StoreSpec;
 
 use crate::common::{
     Client, TestServer, chunked_post, components, exchange_bytes, post_long_title, send_raw,
@@ -262,8 +265,10 @@ async fn an_oversized_chunked_body_is_refused_and_drained() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_slower_than_the_request_timeout_is_408() {
-    let server =
-        TestServer::start_with(&components().task_api, &["--request-timeout", "500ms"]).await;
+    let server = TestServer::start_with(&components().task_api, |config| {
+        config.request_timeout = Duration::from_millis(500)
+    })
+    .await;
     // Nine of the hundred declared bytes, then nothing: the host must not wait forever.
     let answer = send_then_stall(
         server.addr,
@@ -341,7 +346,10 @@ async fn the_openapi_document_lists_every_route() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_memory_store_is_shared_across_requests() {
-    let server = TestServer::start_with(&components().task_api, &["--store", "memory"]).await;
+    let server = TestServer::start_with(&components().task_api, |config| {
+        config.store = StoreSpec::Memory
+    })
+    .await;
     server
         .post("/tasks", json!({ "title": "kept" }))
         .await
@@ -357,10 +365,10 @@ async fn the_memory_store_is_shared_across_requests() {
 async fn a_list_larger_than_guest_memory_is_streamed_complete() {
     // 120 tasks of 100 kB are 12 MB of JSON, half again the 8 MiB a guest may hold: the list
     // can only be answered a batch at a time.
-    let server = TestServer::start_with(
-        &components().task_api,
-        &["--max-memory", "8MiB", "--store", "memory"],
-    )
+    let server = TestServer::start_with(&components().task_api, |config| {
+        config.max_memory = 8 << 20;
+        config.store = StoreSpec::Memory;
+    })
     .await;
     let description = "d".repeat(100_000);
     for n in 0..120 {

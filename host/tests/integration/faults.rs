@@ -3,12 +3,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use task_host::kv::StoreSpec;
 
-use crate::common::{ServerProcess, TestServer, components};
-
-async fn faulty(flags: &[&str]) -> TestServer {
-    TestServer::start_with(&components().faulty, flags).await
-}
+use crate::common::{ServerProcess, TestServer};
 
 async fn assert_still_serving(server: &TestServer) {
     assert_eq!(
@@ -19,7 +16,7 @@ async fn assert_still_serving(server: &TestServer) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trap_is_a_500_and_the_host_keeps_serving() {
-    let server = faulty(&[]).await;
+    let server = TestServer::faulty(|_| {}).await;
     assert_eq!(
         server.get("/trap").await.expect(500),
         json!({ "detail": "Internal Server Error" })
@@ -30,7 +27,8 @@ async fn a_trap_is_a_500_and_the_host_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endless_loop_is_interrupted_with_a_504() {
-    let server = faulty(&["--request-timeout", "300ms"]).await;
+    let server =
+        TestServer::faulty(|config| config.request_timeout = Duration::from_millis(300)).await;
     assert_eq!(
         server.get("/loop").await.expect(504),
         json!({ "detail": "Gateway Timeout" })
@@ -41,7 +39,7 @@ async fn an_endless_loop_is_interrupted_with_a_504() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unbounded_allocation_hits_the_memory_cap_with_a_500() {
-    let server = faulty(&["--max-memory", "16MiB"]).await;
+    let server = TestServer::faulty(|config| config.max_memory = 16 << 20).await;
     assert_eq!(
         server.get("/alloc").await.expect(500),
         json!({ "detail": "Internal Server Error" })
@@ -52,7 +50,7 @@ async fn unbounded_allocation_hits_the_memory_cap_with_a_500() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_over_max_body_is_413() {
-    let server = faulty(&["--max-body", "1KiB"]).await;
+    let server = TestServer::faulty(|config| config.max_body = 1024).await;
     let body = Some(("application/octet-stream", vec![0_u8; 2048]));
     let reply = crate::common::send_raw(server.addr, hyper::Method::POST, "/", body).await;
     assert_eq!(
@@ -75,7 +73,11 @@ async fn raw_get(addr: std::net::SocketAddr, path: &str) -> (String, Duration) {
 #[tokio::test(flavor = "multi_thread")]
 async fn guests_that_never_stop_computing_do_not_stall_other_requests() {
     let timeout = Duration::from_secs(3);
-    let server = faulty(&["--request-timeout", "3s", "--store", "memory"]).await;
+    let server = TestServer::faulty(|config| {
+        config.request_timeout = Duration::from_secs(3);
+        config.store = StoreSpec::Memory;
+    })
+    .await;
     // Twice as many runaway guests as there are cores: before guests yielded, they held
     // every worker thread until their deadline, and the queue behind them for longer.
     let loops = 2 * std::thread::available_parallelism().map_or(2, usize::from);
@@ -155,7 +157,11 @@ async fn a_guest_failing_after_the_head_cuts_the_answer_off_and_is_logged() {
 async fn a_burst_over_the_instance_slots_queues_and_only_then_gets_503() {
     // Eight slots for slow requests: the pool is sized for eight instances of the
     // component's real shape, so all eight run at once.
-    let queued = faulty(&["--max-instances", "8", "--queue-timeout", "5s"]).await;
+    let queued = TestServer::faulty(|config| {
+        config.max_instances = 8;
+        config.queue_timeout = Duration::from_secs(5);
+    })
+    .await;
     let statuses = concurrent_gets(&queued, "/slow?ms=300", 12).await;
     assert_eq!(
         statuses,
@@ -164,7 +170,11 @@ async fn a_burst_over_the_instance_slots_queues_and_only_then_gets_503() {
     );
     queued.stop().await;
 
-    let impatient = faulty(&["--max-instances", "8", "--queue-timeout", "50ms"]).await;
+    let impatient = TestServer::faulty(|config| {
+        config.max_instances = 8;
+        config.queue_timeout = Duration::from_millis(50);
+    })
+    .await;
     let client = *impatient;
     let slow: Vec<_> = (0..8)
         .map(|_| tokio::spawn(async move { client.get("/slow?ms=3000").await.status }))

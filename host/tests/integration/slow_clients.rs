@@ -8,15 +8,11 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::common::{ServerProcess, TestServer, components, exchange_bytes, send_then_stall};
-
-async fn faulty(flags: &[&str]) -> TestServer {
-    TestServer::start_with(&components().faulty, flags).await
-}
+use crate::common::{ServerProcess, TestServer, exchange_bytes, send_then_stall};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http_1_1_request_without_host_is_400_and_http_1_0_is_served() {
-    let server = faulty(&[]).await;
+    let server = TestServer::faulty(|_| {}).await;
     let (answer, _) = exchange_bytes(
         server.addr,
         b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec(),
@@ -36,7 +32,8 @@ async fn an_http_1_1_request_without_host_is_400_and_http_1_0_is_served() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_head_sent_too_slowly_or_never_is_cut_off() {
-    let server = faulty(&["--header-timeout", "500ms"]).await;
+    let server =
+        TestServer::faulty(|config| config.header_timeout = Duration::from_millis(500)).await;
     let started = Instant::now();
     let answer = send_then_stall(server.addr, b"GET / HTTP/1.1\r\nHo").await;
     assert!(

@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clap::Parser as _;
 use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderMap};
 use hyper::{Method, Request};
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::Value;
-use task_host::cli::{Cli, Command as HostCommand, ServeArgs};
+use task_host::config::Config;
+use task_host::kv::StoreSpec;
 use task_host::server::Server;
 use tempfile::TempDir;
 
@@ -88,20 +88,6 @@ pub(crate) fn components() -> &'static Components {
     })
 }
 
-/// `serve` arguments exactly as the CLI would parse them, so tests run with the real defaults.
-pub(crate) fn serve_args(extra: &[&str]) -> ServeArgs {
-    let argv = ["task-host", "serve", "--addr", "127.0.0.1:0"]
-        .into_iter()
-        .chain(extra.iter().copied());
-    match Cli::try_parse_from(argv)
-        .expect("valid test arguments")
-        .command
-    {
-        HostCommand::Serve(args) => args,
-        other => panic!("expected serve, parsed {other:?}"),
-    }
-}
-
 /// Talks JSON over HTTP to one server, wherever it runs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Client {
@@ -156,20 +142,27 @@ pub(crate) struct TestServer {
 impl TestServer {
     /// Serves `component` with a fresh redb store and otherwise default settings.
     pub(crate) async fn start(component: &Path) -> Self {
-        Self::start_with(component, &[]).await
+        Self::start_with(component, |_| {}).await
     }
 
-    /// Serves `component` with extra CLI flags.
-    pub(crate) async fn start_with(component: &Path, flags: &[&str]) -> Self {
+    /// Serves the faulty fixture, with the defaults as `configure` changes them.
+    pub(crate) async fn faulty(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(&components().faulty, configure).await
+    }
+
+    /// Serves `component` with a fresh redb store and the defaults, as `configure` changes
+    /// them.
+    pub(crate) async fn start_with(component: &Path, configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let store = format!("redb:{}", dir.path().join("store.redb").display());
-        let mut argv = flags.to_vec();
-        if !flags.contains(&"--store") {
-            argv.extend(["--store", &store]);
-        }
-        let mut args = serve_args(&argv);
-        args.component = component.to_owned();
-        let server = Server::bind(&args).await.expect("the server starts");
+        let mut config = Config::new(component);
+        config.store = StoreSpec::Redb(dir.path().join("store.redb"));
+        configure(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let server = Server::new(listener, config)
+            .await
+            .expect("the server starts");
         let addr = server.local_addr().expect("a bound address");
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(server.run(async move {

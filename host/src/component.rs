@@ -1,0 +1,310 @@
+//! The served component: loading a version of it from its file (read, digest, compile,
+//! check, link), its identity, the slot that every request reads and a swap writes, running
+//! one request on a version, and the probe a reload candidate must pass.
+//!
+//! ```text
+//!  Candidate::read(path) ── bytes, sha256, pool shape
+//!        │ load(linker): compile with readable errors, check imports and exports, link
+//!        ▼
+//!     Version ──► Slot (current version; requests take an Arc, swaps replace it)
+//!        │
+//!        └─ call(request): a fresh Store, a yielding epoch deadline, the guest in its own task
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::header::HOST;
+use hyper::{Request, Response, StatusCode};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::component::{Component, Linker};
+use wasmtime::error::Context as _;
+use wasmtime::{Engine, Store, UpdateDeadline, bail};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::failure::Failure;
+use crate::imports::{HANDLER_EXPORT, Report};
+use crate::kv::Backend;
+use crate::pool::{Gate, Shape};
+use crate::request_body::GuestBody;
+use crate::response::RunningGuest;
+use crate::state::HostState;
+
+/// A component file, read and identified but not compiled yet.
+pub(crate) struct Candidate {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    /// Hex sha256 of the file: how the log names versions.
+    pub(crate) digest: String,
+    /// What one instance takes from the pool.
+    pub(crate) shape: Shape,
+}
+
+impl Candidate {
+    /// Reads the component file at `path`. A file that is not WebAssembly at all is refused
+    /// here; whether it is a component is for [`Candidate::compile`] to say.
+    pub(crate) fn read(path: &Path) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(path).map_err(|error| {
+            anyhow::anyhow!("cannot read component {}: {error}", path.display())
+        })?;
+        let shape = Shape::of(&bytes).map_err(|error| {
+            anyhow::anyhow!("{} is not a WebAssembly file: {error}", path.display())
+        })?;
+        Ok(Self {
+            digest: digest(&bytes),
+            path: path.to_owned(),
+            bytes,
+            shape,
+        })
+    }
+
+    /// Compiles the component, telling a core module apart from a component.
+    pub(crate) fn compile(&self, engine: &Engine) -> wasmtime::Result<Component> {
+        let path = self.path.display();
+        match wasm_kind(&self.bytes) {
+            WasmKind::Component => {}
+            WasmKind::CoreModule => bail!(
+                "{path} is a core WebAssembly module, not a component (build for wasm32-wasip2, or wrap it with `wasm-tools component new`)"
+            ),
+            WasmKind::NotWasm => bail!("{path} is not a WebAssembly file"),
+        }
+        Component::new(engine, &self.bytes)
+            .with_context(|| format!("cannot compile component {path}"))
+    }
+
+    /// Checks that the host can serve `component` (this candidate, compiled) and links it.
+    /// Every failure is one sentence that names the file and the problem.
+    pub(crate) fn link(
+        &self,
+        linker: &Linker<HostState>,
+        component: &Component,
+    ) -> wasmtime::Result<ProxyPre<HostState>> {
+        let path = self.path.display();
+        let report = Report::of(linker.engine(), component);
+        if let Some(sentence) = report.missing_sentence() {
+            bail!("{path}: {sentence}");
+        }
+        if !report.serves_http() {
+            bail!(
+                "{path}: component does not export {HANDLER_EXPORT}@0.2.x, so it cannot serve HTTP"
+            );
+        }
+        let instance_pre = linker
+            .instantiate_pre(component)
+            .with_context(|| format!("{path}: cannot link the component"))?;
+        ProxyPre::new(instance_pre)
+            .with_context(|| format!("{path}: not a wasi:http/proxy component"))
+    }
+
+    /// Compiles, checks and links the candidate with the linker's engine.
+    pub(crate) fn load(self, linker: &Linker<HostState>) -> wasmtime::Result<Version> {
+        let component = self.compile(linker.engine())?;
+        let pre = self.link(linker, &component)?;
+        Ok(Version {
+            pre,
+            digest: self.digest,
+            shape: self.shape,
+        })
+    }
+}
+
+/// Hex sha256 of `bytes`.
+fn digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// What a file's 8-byte preamble says it is.
+#[derive(Debug, PartialEq, Eq)]
+enum WasmKind {
+    Component,
+    CoreModule,
+    NotWasm,
+}
+
+fn wasm_kind(bytes: &[u8]) -> WasmKind {
+    // Magic `\0asm`, then a version field whose last two bytes are the layer: 0 for a core
+    // module, 1 for a component.
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => WasmKind::Component,
+        Some([0, b'a', b's', b'm', _, _, 0, 0]) => WasmKind::CoreModule,
+        _ => WasmKind::NotWasm,
+    }
+}
+
+/// One loaded version of the component, ready to instantiate once per request.
+pub(crate) struct Version {
+    pre: ProxyPre<HostState>,
+    /// Hex sha256 of the file it came from.
+    pub(crate) digest: String,
+    /// What one instance takes from the pool.
+    pub(crate) shape: Shape,
+}
+
+/// What every guest instance runs with.
+#[derive(Clone)]
+pub(crate) struct GuestEnv {
+    /// The key-value store every request shares.
+    pub(crate) kv: Arc<dyn Backend>,
+    /// The deadline for a guest's whole answer, head and body, from its start.
+    pub(crate) request_timeout: Duration,
+    /// The cap on each of an instance's linear memories, in bytes.
+    pub(crate) max_memory: usize,
+}
+
+impl Version {
+    /// Runs `request` in a fresh instance, holding `slot` until the guest is done. Returns
+    /// the response head, with the guest still writing the body.
+    ///
+    /// Guests run on tokio's worker threads, so a guest that computes without pause would
+    /// hold a worker until its deadline, and two of them would stall a 2-core host. Every
+    /// epoch tick the guest therefore yields to the scheduler; only once its deadline has
+    /// passed is it interrupted.
+    pub(crate) async fn call(
+        &self,
+        env: &GuestEnv,
+        request_id: u64,
+        request: Request<GuestBody>,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<(Response<HyperOutgoingBody>, RunningGuest), Failure> {
+        let timeout = env.request_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let pre = self.pre.clone();
+        let mut store = Store::new(
+            pre.engine(),
+            HostState::new(request_id, Arc::clone(&env.kv), env.max_memory),
+        );
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if tokio::time::Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                // tokio's own yield, as wasmtime advises for tokio: it defers the wake-up
+                // until the worker has polled its other tasks and the I/O driver.
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let mut http = store.data_mut().http();
+        let (incoming, outparam) = match http.new_incoming_request(Scheme::Http, request) {
+            Ok(incoming) => (
+                incoming,
+                http.new_response_outparam(sender).map_err(Failure::Guest)?,
+            ),
+            Err(error) => return Err(Failure::Guest(error)),
+        };
+        // The guest runs in its own task so it can keep streaming the body after it has
+        // handed over the response head.
+        let mut task = tokio::spawn(async move {
+            let _slot = slot;
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+        });
+
+        match tokio::time::timeout_at(deadline, receiver).await {
+            Ok(Ok(Ok(response))) => Ok((
+                response,
+                RunningGuest {
+                    task,
+                    deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                    timeout,
+                },
+            )),
+            Ok(Ok(Err(code))) => Err(Failure::Guest(wasmtime::format_err!(
+                "the guest answered with error {code:?}"
+            ))),
+            // The guest dropped the outparam without answering: its task says why.
+            Ok(Err(_)) => match (&mut task).await {
+                Ok(Ok(())) => Err(Failure::Guest(wasmtime::format_err!(
+                    "the guest returned without a response"
+                ))),
+                Ok(Err(error)) => Err(Failure::of_guest(error, timeout)),
+                Err(join) => Err(Failure::Guest(wasmtime::format_err!(
+                    "the guest task failed: {join}"
+                ))),
+            },
+            Err(_) => {
+                task.abort();
+                Err(Failure::Timeout(timeout))
+            }
+        }
+    }
+
+    /// Sends `GET path` to this version in a throwaway instance, with the same store and
+    /// limits as real requests and a slot from `gate`, and returns the status, or why there
+    /// was none.
+    pub(crate) async fn probe(
+        &self,
+        env: &GuestEnv,
+        gate: &Gate,
+        request_id: u64,
+        path: &str,
+    ) -> Result<StatusCode, String> {
+        // wasi:http requests carry an authority; a probe has no client, so it names the host.
+        let request = Request::get(path)
+            .header(HOST, "localhost")
+            .body(crate::request_body::guest_body(Bytes::new()))
+            .map_err(|error| format!("invalid probe path {path:?}: {error}"))?;
+        let slot = gate.enter().await.ok_or_else(|| Failure::Busy.describe())?;
+        match self.call(env, request_id, request, slot).await {
+            Ok((response, _guest)) => Ok(response.status()),
+            Err(failure) => Err(failure.describe()),
+        }
+    }
+}
+
+/// The version every new request is served by. Requests take the current one and keep it
+/// to the end, so a swap never disturbs a request in flight.
+pub(crate) struct Slot(RwLock<Arc<Version>>);
+
+impl Slot {
+    /// A slot serving `version`.
+    pub(crate) fn new(version: Version) -> Self {
+        Self(RwLock::new(Arc::new(version)))
+    }
+
+    /// The version being served.
+    pub(crate) fn current(&self) -> Arc<Version> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Serves `version` from now on; returns the one it replaces.
+    pub(crate) fn swap(&self, version: Version) -> Arc<Version> {
+        let mut current = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut current, Arc::new(version))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preamble_tells_components_from_modules() {
+        assert_eq!(wasm_kind(b"\0asm\x0d\0\x01\0rest"), WasmKind::Component);
+        assert_eq!(wasm_kind(b"\0asm\x01\0\0\0rest"), WasmKind::CoreModule);
+        assert_eq!(wasm_kind(b"garbage!"), WasmKind::NotWasm);
+        assert_eq!(wasm_kind(b"\0asm"), WasmKind::NotWasm);
+    }
+
+    #[test]
+    fn digests_are_sha256_hex() {
+        assert_eq!(
+            digest(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

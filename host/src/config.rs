@@ -1,0 +1,80 @@
+//! What `serve` runs with. The command line is one way to build it ([`Config::from`] a
+//! [`ServeArgs`](crate::cli::ServeArgs)); tests and embedders build one directly with
+//! [`Config::new`] and change the fields they care about. Every default lives here, and the
+//! CLI shows these values as its own.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::kv::StoreSpec;
+
+/// The component served unless told otherwise (the path in the production image).
+pub const DEFAULT_COMPONENT: &str = "/app/task_api.wasm";
+/// The store opened unless told otherwise.
+pub const DEFAULT_STORE: &str = "redb:./data/store.redb";
+/// Time for a request body to arrive, and for the guest's whole answer.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The cap on each of an instance's linear memories.
+pub const DEFAULT_MAX_MEMORY: usize = 64 << 20;
+/// The largest request body accepted.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+/// Guest instances running at once.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+/// How long a request waits for a free instance slot.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time for a request head to arrive; also the keep-alive idle timeout.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a drain waits for requests in flight.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The path a reload candidate must answer with 2xx.
+pub const DEFAULT_PROBE_PATH: &str = "/health";
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The wasi:http component to serve.
+    pub component: PathBuf,
+    /// The key-value store every request shares.
+    pub store: StoreSpec,
+    /// A body not received by then gets 408; a guest that has not answered by then (from its
+    /// start) gets 504, and one still writing its body is cut off.
+    pub request_timeout: Duration,
+    /// The cap on each of an instance's linear memories, in bytes.
+    pub max_memory: usize,
+    /// The largest request body accepted, in bytes.
+    pub max_body: usize,
+    /// Guest instances running at once; the pool is sized for this many of the component.
+    pub max_instances: u32,
+    /// How long a request waits for a free instance slot before its 503.
+    pub queue_timeout: Duration,
+    /// Time for a request head to arrive, from when the server waits for one.
+    pub header_timeout: Duration,
+    /// Open connections at most; `None` picks a default below the open-file limit.
+    pub max_connections: Option<u32>,
+    /// Whether to watch the component file and swap in new versions.
+    pub watch: bool,
+    /// The path a reload candidate must answer `GET` on with 2xx.
+    pub probe_path: String,
+    /// How long a drain waits for requests in flight.
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// Serving `component` with every other setting at its default, and a volatile store.
+    pub fn new(component: impl Into<PathBuf>) -> Self {
+        Self {
+            component: component.into(),
+            store: StoreSpec::Memory,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_memory: DEFAULT_MAX_MEMORY,
+            max_body: DEFAULT_MAX_BODY,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_connections: None,
+            watch: true,
+            probe_path: DEFAULT_PROBE_PATH.to_owned(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+}
