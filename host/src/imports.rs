@@ -9,6 +9,9 @@ use wasmtime::component::Component;
 
 /// The interfaces the linker in [`crate::runtime`] provides, with the version implemented.
 /// WASI 0.2 interfaces satisfy any 0.2.x import; pre-release versions only match exactly.
+/// The linker cannot list what it holds, so a test ties the two together: a component that
+/// imports every interface of the worlds the linker implements must link, and this list must
+/// name exactly those interfaces.
 const PROVIDED: &[(&str, &str)] = &[
     ("wasi:cli/environment", "0.2.12"),
     ("wasi:cli/exit", "0.2.12"),
@@ -155,6 +158,58 @@ mod tests {
         assert!(is_provided("wasi:http/types@0.2.0"));
         assert!(is_provided("wasi:cli/environment@0.2.6"));
         assert!(is_provided("wasi:io/streams@0.2.99"));
+    }
+
+    /// The worlds whose imports [`crate::runtime::linker`] provides, from our vendored WIT.
+    const LINKED_WORLDS: &[&str] = &[
+        "wasi:cli/imports@0.2.12",
+        "wasi:http/proxy@0.2.12",
+        "wasi:keyvalue/imports@0.2.0-draft",
+    ];
+
+    /// A component that imports everything `world` imports (and does nothing).
+    fn importing_all_of(world: &str) -> anyhow::Result<Vec<u8>> {
+        use wit_component::{ComponentEncoder, StringEncoding};
+        use wit_parser::{ManglingAndAbi, Resolve};
+        let mut resolve = Resolve::default();
+        let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let (package, _) = resolve.push_dir(wit)?;
+        let world = resolve.select_world(&[package], Some(world))?;
+        let mut module = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Standard32);
+        wit_component::embed_component_metadata(
+            &mut module,
+            &resolve,
+            world,
+            StringEncoding::UTF8,
+        )?;
+        ComponentEncoder::default().module(&module)?.encode()
+    }
+
+    #[test]
+    fn provided_names_exactly_what_the_linker_provides() -> anyhow::Result<()> {
+        let shape = crate::pool::Shape {
+            core_instances: 8,
+            memories: 2,
+            tables: 4,
+        };
+        let engine = crate::runtime::engine(crate::pool::Capacity::new(1, shape))?;
+        let linker = crate::runtime::linker(&engine)?;
+        let mut imported = std::collections::BTreeSet::new();
+        for world in LINKED_WORLDS {
+            let component = Component::new(&engine, importing_all_of(world)?)?;
+            linker
+                .instantiate_pre(&component)
+                .map_err(|error| anyhow::anyhow!("{world}: {error:#}"))?;
+            let report = Report::of(&engine, &component);
+            assert_eq!(report.missing(), Vec::<&str>::new(), "{world}");
+            imported.extend(report.imports.into_iter().map(|(name, _)| name));
+        }
+        let listed: std::collections::BTreeSet<String> = PROVIDED
+            .iter()
+            .map(|(interface, version)| format!("{interface}@{version}"))
+            .collect();
+        assert_eq!(listed, imported, "PROVIDED drifted from the linker");
+        Ok(())
     }
 
     #[test]
