@@ -109,6 +109,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
 
+    /// Serve `GET /metrics` (Prometheus), `/livez` and `/readyz` on this address, apart from
+    /// the API. Off unless set; in a container, e.g. `0.0.0.0:9090`.
+    #[arg(long, env = "TASK_HOST_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+
     /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
     #[arg(long, env = "TASK_HOST_SHUTDOWN_TIMEOUT", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.into())]
     pub shutdown_timeout: Span,
@@ -131,6 +136,7 @@ impl From<ServeArgs> for Config {
             watch: args.watch,
             probe_path: args.probe_path,
             shutdown_timeout: args.shutdown_timeout.into(),
+            admin_addr: args.admin_addr,
         }
     }
 }

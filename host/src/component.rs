@@ -19,7 +19,6 @@ use bytes::Bytes;
 use hyper::header::HOST;
 use hyper::{Request, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
-use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::component::{Component, Linker};
 use wasmtime::error::Context as _;
 use wasmtime::{Engine, Store, UpdateDeadline, bail};
@@ -28,10 +27,10 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::failure::Failure;
+use crate::failure::{Failure, MemoryRefused};
 use crate::imports::{HANDLER_EXPORT, Report};
 use crate::kv::Backend;
-use crate::pool::{Gate, Shape};
+use crate::pool::{Admission, Gate, Shape};
 use crate::request_body::GuestBody;
 use crate::response::RunningGuest;
 use crate::state::HostState;
@@ -173,7 +172,7 @@ impl Version {
         env: &GuestEnv,
         request_id: u64,
         request: Request<GuestBody>,
-        slot: OwnedSemaphorePermit,
+        slot: Admission,
     ) -> Result<(Response<HyperOutgoingBody>, RunningGuest), Failure> {
         let timeout = env.request_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -207,11 +206,22 @@ impl Version {
         // handed over the response head.
         let mut task = tokio::spawn(async move {
             let _slot = slot;
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, outparam)
-                .await
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+            };
+            let result = run.await;
+            // A guest refused memory usually fails as a plain trap (Rust aborts on a failed
+            // allocation); the limiter's witness says it was the cap.
+            match result {
+                Err(error) if store.data().limits.memory_refused() => {
+                    Err(error.context(MemoryRefused))
+                }
+                result => result,
+            }
         });
 
         match tokio::time::timeout_at(deadline, receiver).await {

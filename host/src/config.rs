@@ -3,6 +3,7 @@
 //! [`Config::new`] and change the fields they care about. Every default lives here, and the
 //! CLI shows these values as its own.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ pub struct Config {
     pub probe_path: String,
     /// How long a drain waits for requests in flight.
     pub shutdown_timeout: Duration,
+    /// Where `/metrics`, `/livez` and `/readyz` are served; `None` turns them off.
+    pub admin_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -75,6 +78,7 @@ impl Config {
             watch: true,
             probe_path: DEFAULT_PROBE_PATH.to_owned(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            admin_addr: None,
         }
     }
 }

@@ -15,7 +15,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::handler::Handler;
+use crate::metrics::Metrics;
 
 /// The connection cap when none is configured, if the open-file limit allows it.
 pub(crate) const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
@@ -70,21 +71,21 @@ fn fit(requested: Option<u32>, open_files: Option<u64>) -> anyhow::Result<u32> {
     }
 }
 
-/// The open connections: a cap, and the count of those refused over it.
+/// The open connections, under a cap; [`Metrics`] counts them and those refused.
 #[derive(Debug)]
 pub(crate) struct Connections {
     open: Arc<Semaphore>,
-    refused: AtomicU64,
     header_timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Connections {
     /// Room for `max` connections, each sending its request heads within `header_timeout`.
-    pub(crate) fn new(max: u32, header_timeout: Duration) -> Self {
+    pub(crate) fn new(max: u32, header_timeout: Duration, metrics: Arc<Metrics>) -> Self {
         Self {
             open: Arc::new(Semaphore::new(max as usize)),
-            refused: AtomicU64::new(0),
             header_timeout,
+            metrics,
         }
     }
 
@@ -106,6 +107,7 @@ impl Connections {
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, "cannot set TCP_NODELAY: {error}");
         }
+        let open = Open::new(open, Arc::clone(&self.metrics));
         tokio::spawn(serve(
             stream,
             peer,
@@ -116,15 +118,10 @@ impl Connections {
         ));
     }
 
-    /// How many connections were refused over the cap so far.
-    pub(crate) fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
-    }
-
     fn refuse(&self, stream: &TcpStream) {
         // Best effort and never blocking: a full socket buffer just means a bare close.
         let _ = stream.try_write(REFUSAL);
-        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let refused = self.metrics.connection_refused();
         // A flood would otherwise write a line per connection.
         if refused.is_power_of_two() {
             tracing::warn!(
@@ -132,6 +129,28 @@ impl Connections {
                 "connection refused: --max-connections are open ({refused} refused so far)"
             );
         }
+    }
+}
+
+/// A connection's place under the cap, counted as open until dropped.
+struct Open {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl Open {
+    fn new(permit: OwnedSemaphorePermit, metrics: Arc<Metrics>) -> Self {
+        metrics.connection(true);
+        Self {
+            _permit: permit,
+            metrics,
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.metrics.connection(false);
     }
 }
 
@@ -159,7 +178,7 @@ async fn serve(
     peer: SocketAddr,
     handler: Arc<Handler>,
     header_timeout: Duration,
-    _open: OwnedSemaphorePermit,
+    _open: Open,
     mut drain: watch::Receiver<bool>,
 ) {
     let answering = Arc::new(AtomicBool::new(false));

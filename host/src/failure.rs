@@ -12,6 +12,8 @@ use serde_json::json;
 use wasmtime::Trap;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::metrics::{Metrics, Phase};
+
 /// Why a request got no answer from the guest.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -27,9 +29,23 @@ pub(crate) enum Failure {
     Timeout(Duration),
     /// No instance slot freed up within the queue timeout: 503.
     Busy,
+    /// The guest ran into `--max-memory`: 500.
+    MemoryLimit(wasmtime::Error),
     /// The guest trapped, or answered with an error instead of a response: 500.
     Guest(wasmtime::Error),
 }
+
+/// Marks a guest error that followed a refused memory growth.
+#[derive(Debug)]
+pub(crate) struct MemoryRefused;
+
+impl std::fmt::Display for MemoryRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the guest hit --max-memory")
+    }
+}
+
+impl std::error::Error for MemoryRefused {}
 
 impl Failure {
     /// What a guest task's error means: a deadline, a full pool, or a fault of the guest.
@@ -37,7 +53,20 @@ impl Failure {
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => Self::Timeout(timeout),
             _ if error.is::<wasmtime::PoolConcurrencyLimitError>() => Self::Busy,
+            _ if error.is::<MemoryRefused>() => Self::MemoryLimit(error),
             _ => Self::Guest(error),
+        }
+    }
+
+    /// The kind of guest failure, as metrics label it; `None` for the client's failures.
+    pub(crate) fn guest_kind(&self) -> Option<&'static str> {
+        match self {
+            Self::Timeout(_) => Some("timeout"),
+            Self::Busy => Some("busy"),
+            Self::MemoryLimit(_) => Some("memory_limit"),
+            Self::Guest(error) if error.is::<Trap>() => Some("trap"),
+            Self::Guest(_) => Some("error"),
+            Self::BadHost | Self::TooLarge(_) | Self::BadBody(_) | Self::SlowBody(_) => None,
         }
     }
 
@@ -56,15 +85,22 @@ impl Failure {
                 humantime::format_duration(*timeout)
             ),
             Self::Busy => "every instance slot is busy".to_owned(),
-            Self::Guest(error) => error
+            Self::MemoryLimit(error) | Self::Guest(error) => error
                 .downcast_ref::<Trap>()
                 .map_or_else(|| format!("{error:#}"), Trap::to_string),
         }
     }
 
-    /// Logs the failure at the level it deserves and turns it into the client's answer.
-    pub(crate) fn into_response(self, request_id: u64) -> Response<HyperOutgoingBody> {
+    /// Logs and counts the failure, and turns it into the client's answer.
+    pub(crate) fn into_response(
+        self,
+        request_id: u64,
+        metrics: &Metrics,
+    ) -> Response<HyperOutgoingBody> {
         let reason = self.describe();
+        if let Some(kind) = self.guest_kind() {
+            metrics.guest_failed(kind, Phase::BeforeHead);
+        }
         match self {
             Self::BadHost => {
                 tracing::info!(request_id, "{reason}");
@@ -72,10 +108,13 @@ impl Failure {
                 json_response(StatusCode::BAD_REQUEST, "Missing or invalid Host header")
             }
             // The rest of the body is being thrown away; the connection is not reusable.
-            Self::TooLarge(limit) => closing(json_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("Request body is larger than {limit} bytes"),
-            )),
+            Self::TooLarge(limit) => {
+                metrics.body_refused("too_large");
+                closing(json_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("Request body is larger than {limit} bytes"),
+                ))
+            }
             Self::BadBody(_) => {
                 tracing::info!(request_id, "{reason}");
                 json_response(
@@ -85,6 +124,7 @@ impl Failure {
             }
             Self::SlowBody(timeout) => {
                 tracing::info!(request_id, "{reason}");
+                metrics.body_refused("too_slow");
                 // The rest of the body may still come; the connection is not reusable.
                 closing(json_response(
                     StatusCode::REQUEST_TIMEOUT,
@@ -107,7 +147,7 @@ impl Failure {
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
                 response
             }
-            Self::Guest(error) => {
+            Self::MemoryLimit(error) | Self::Guest(error) => {
                 // The trap code is the one-line story; the wasm backtrace is for debugging.
                 tracing::error!(request_id, "guest failed: {reason}");
                 tracing::debug!(request_id, "guest failure detail: {error:?}");

@@ -15,6 +15,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::component::{GuestEnv, Slot, Version};
 use crate::failure::Failure;
+use crate::metrics::Metrics;
 use crate::pool::{Capacity, Gate};
 use crate::request_body::{self, BodyError, GuestBody};
 use crate::response::{Exchange, ResponseBody, RunningGuest};
@@ -30,6 +31,7 @@ pub(crate) struct Handler {
     gate: Gate,
     /// The authority given to HTTP/1.0 requests that name none: the address served.
     authority: HeaderValue,
+    metrics: Arc<Metrics>,
     next_request_id: AtomicU64,
 }
 
@@ -44,8 +46,13 @@ impl Handler {
         capacity: Capacity,
         queue_timeout: Duration,
         authority: HeaderValue,
+        metrics: Arc<Metrics>,
     ) -> Self {
-        let gate = Gate::new(capacity.fits(version.shape), queue_timeout);
+        let gate = Gate::new(
+            capacity.fits(version.shape),
+            queue_timeout,
+            Arc::clone(&metrics),
+        );
         Self {
             served: Slot::new(version),
             env,
@@ -53,6 +60,7 @@ impl Handler {
             capacity,
             gate,
             authority,
+            metrics,
             next_request_id: AtomicU64::new(1),
         }
     }
@@ -73,7 +81,9 @@ impl Handler {
         &self,
         request: Request<Incoming>,
     ) -> Result<Response<ResponseBody>, Infallible> {
+        self.metrics.request_started();
         let exchange = Exchange {
+            metrics: Arc::clone(&self.metrics),
             request_id: self.next_request_id(),
             method: request.method().clone(),
             path: request.uri().path().to_owned(),
@@ -86,7 +96,7 @@ impl Handler {
                 response.map(|body| ResponseBody::streamed(body, guest, exchange, status))
             }
             Err(failure) => {
-                let response = failure.into_response(request_id);
+                let response = failure.into_response(request_id, &self.metrics);
                 let status = response.status().as_u16();
                 response.map(|body| ResponseBody::host(body, exchange, status))
             }

@@ -40,6 +40,7 @@
 //! - [`kv`]: the wasi:keyvalue host and its backends.
 //! - `healthcheck`: the probe for curl-less images, over [`client`]; [`telemetry`]: logging.
 
+mod admin;
 pub mod cli;
 pub mod client;
 mod component;
@@ -51,6 +52,8 @@ mod handler;
 mod healthcheck;
 mod imports;
 pub mod kv;
+mod limiter;
+mod metrics;
 mod pool;
 mod reload;
 mod request_body;
@@ -122,6 +125,15 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let engine = runtime::engine(pool::Capacity::new(1, candidate.shape))?;
     let compiled = candidate.compile(&engine)?;
     print!("{}", imports::Report::of(&engine, &compiled).render());
+    let pool::Shape {
+        core_instances,
+        memories,
+        tables,
+    } = candidate.shape;
+    println!(
+        "pool shape: {memories} memories, {tables} tables and {core_instances} core instances per \
+         instance (plus the adapters wasmtime adds between nested components)"
+    );
     candidate.link(&runtime::linker(&engine)?, &compiled)?;
     println!("ok: task-host can serve {}", args.file.display());
     Ok(ExitCode::SUCCESS)

@@ -11,12 +11,20 @@
 //! admits as many requests as the pool holds for the component being served. A swap to a
 //! component of another shape resizes the gate rather than the pool, which is fixed once
 //! the engine is built.
+//!
+//! Memories are counted exactly and are what costs: each one reserves gigabytes of address
+//! space. Core instances and tables cost little, and wasmtime adds core instances of its own
+//! that no binary shows (the fused adapters between two nested components: a composed
+//! task_api_standalone.wasm has six in its bytes and seven at run time), so those two get
+//! headroom.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::Metrics;
 use wasmparser::{Instance, Parser, Payload};
 use wasmtime::PoolingAllocationConfig;
 
@@ -59,6 +67,17 @@ impl Shape {
         }
         Ok(shape)
     }
+
+    /// What the pool sets aside per instance: the memories counted, and twice the core
+    /// instances and tables plus eight, for what wasmtime adds at run time.
+    fn with_headroom(self) -> Self {
+        let roomy = |count: u32| count.saturating_mul(2).saturating_add(8);
+        Self {
+            core_instances: roomy(self.core_instances),
+            memories: self.memories,
+            tables: roomy(self.tables),
+        }
+    }
 }
 
 /// The pool's totals: room for a number of instances of one shape.
@@ -79,26 +98,29 @@ impl Capacity {
         self.instances
     }
 
-    /// The allocator settings: every total is the instance count times the shape's need.
+    /// The allocator settings: every total is the instance count times what one instance
+    /// may take, with headroom for core instances and tables (see the module docs).
     pub(crate) fn configure(&self, pool: &mut PoolingAllocationConfig) {
+        let per_instance = self.shape.with_headroom();
         let total = |per_instance: u32| self.instances.saturating_mul(per_instance.max(1));
         pool.total_component_instances(self.instances)
-            .total_core_instances(total(self.shape.core_instances))
-            .total_memories(total(self.shape.memories))
-            .total_tables(total(self.shape.tables))
+            .total_core_instances(total(per_instance.core_instances))
+            .total_memories(total(per_instance.memories))
+            .total_tables(total(per_instance.tables))
             // Any one component may use the whole pool; the gate keeps them apart.
-            .max_core_instances_per_component(total(self.shape.core_instances))
-            .max_memories_per_component(total(self.shape.memories))
-            .max_tables_per_component(total(self.shape.tables));
+            .max_core_instances_per_component(total(per_instance.core_instances))
+            .max_memories_per_component(total(per_instance.memories))
+            .max_tables_per_component(total(per_instance.tables));
     }
 
     /// How many instances of `shape` fit: the scarcest kind decides.
     pub(crate) fn fits(&self, shape: Shape) -> u32 {
+        let (ours, theirs) = (self.shape.with_headroom(), shape.with_headroom());
         let total = |per_instance: u32| self.instances.saturating_mul(per_instance.max(1));
         let fit = |ours: u32, theirs: u32| total(ours) / theirs.max(1);
-        fit(self.shape.core_instances, shape.core_instances)
-            .min(fit(self.shape.memories, shape.memories))
-            .min(fit(self.shape.tables, shape.tables))
+        fit(ours.core_instances, theirs.core_instances)
+            .min(fit(ours.memories, theirs.memories))
+            .min(fit(ours.tables, theirs.tables))
             .min(self.instances)
     }
 }
@@ -110,15 +132,31 @@ pub(crate) struct Gate {
     permits: Arc<Semaphore>,
     size: AtomicU32,
     queue_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+/// A request's place through the gate, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.metrics.instance_slot(false);
+    }
 }
 
 impl Gate {
     /// A gate of `size` slots; a request waits up to `queue_timeout` for one.
-    pub(crate) fn new(size: u32, queue_timeout: Duration) -> Self {
+    pub(crate) fn new(size: u32, queue_timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        metrics.set_instance_slots(size);
         Self {
             permits: Arc::new(Semaphore::new(size as usize)),
             size: AtomicU32::new(size),
             queue_timeout,
+            metrics,
         }
     }
 
@@ -129,18 +167,24 @@ impl Gate {
 
     /// A slot, held until the guest is done; `None` if none freed up within the queue
     /// timeout.
-    pub(crate) async fn enter(&self) -> Option<OwnedSemaphorePermit> {
+    pub(crate) async fn enter(&self) -> Option<Admission> {
         let permit = Arc::clone(&self.permits).acquire_owned();
-        tokio::time::timeout(self.queue_timeout, permit)
+        let permit = tokio::time::timeout(self.queue_timeout, permit)
             .await
             .ok()?
-            .ok()
+            .ok()?;
+        self.metrics.instance_slot(true);
+        Some(Admission {
+            _permit: permit,
+            metrics: Arc::clone(&self.metrics),
+        })
     }
 
     /// Makes the gate admit `size` requests at once from now on. Shrinking takes slots out
     /// as the requests holding them finish.
     pub(crate) fn resize(&self, size: u32) {
         let old = self.size.swap(size, Ordering::Relaxed);
+        self.metrics.set_instance_slots(size);
         if size > old {
             self.permits.add_permits((size - old) as usize);
         } else if size < old {
@@ -229,6 +273,15 @@ mod tests {
             ..sized_for
         };
         assert_eq!(capacity.fits(more_memories), 33);
+        let more_instances = Shape {
+            core_instances: 20,
+            ..sized_for
+        };
+        assert_eq!(
+            capacity.fits(more_instances),
+            100 * 16 / 48,
+            "core instances count with their headroom"
+        );
         let smaller = Shape {
             core_instances: 1,
             memories: 1,
@@ -243,7 +296,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_gate_queues_then_refuses_and_resizes() {
-        let gate = Gate::new(1, Duration::from_millis(50));
+        let gate = Gate::new(1, Duration::from_millis(50), Arc::default());
         let held = gate.enter().await.expect("a free slot");
         assert!(
             gate.enter().await.is_none(),

@@ -16,6 +16,7 @@ use wasmtime::component::Linker;
 
 use crate::component::Candidate;
 use crate::handler::Handler;
+use crate::metrics::Metrics;
 use crate::state::HostState;
 
 /// How often the component file is looked at.
@@ -33,6 +34,7 @@ pub(crate) struct Reloader {
     path: PathBuf,
     probe_path: String,
     handler: Arc<Handler>,
+    metrics: Arc<Metrics>,
 }
 
 impl Reloader {
@@ -44,6 +46,7 @@ impl Reloader {
         path: PathBuf,
         probe_path: String,
         handler: Arc<Handler>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             loaded_from,
@@ -51,22 +54,31 @@ impl Reloader {
             path,
             probe_path,
             handler,
+            metrics,
         }
     }
 
     /// Tries the file now; logs the swap, or why it was rejected.
     pub(crate) async fn reload(&self, trigger: &str) {
         match self.try_reload().await {
-            Ok(None) => tracing::info!(trigger, "reload skipped: the component file is unchanged"),
-            Ok(Some(swap)) => tracing::info!(
+            Ok(None) => {
+                self.metrics.reloaded("unchanged");
+                tracing::info!(trigger, "reload skipped: the component file is unchanged");
+            }
+            Ok(Some(swap)) => {
+                self.metrics.reloaded("swapped");
+                self.metrics.serving(&swap.new);
+                tracing::info!(
                 trigger,
                 old = %short(&swap.old),
                 new = %short(&swap.new),
                 validate_ms = swap.validated.as_secs_f64() * 1000.0,
                 switch_us = swap.switched.as_secs_f64() * 1e6,
                 "component swapped",
-            ),
+                );
+            }
             Err(reason) => {
+                self.metrics.reloaded("rejected");
                 let reason = format!("{reason:#}")
                     .split_whitespace()
                     .collect::<Vec<_>>()

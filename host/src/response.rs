@@ -21,7 +21,10 @@ use tokio::time::Sleep;
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use std::sync::Arc;
+
 use crate::failure::Failure;
+use crate::metrics::{Metrics, Phase};
 
 /// The guest still running behind a response whose head is out.
 pub(crate) struct RunningGuest {
@@ -33,9 +36,11 @@ pub(crate) struct RunningGuest {
     pub(crate) timeout: Duration,
 }
 
-/// What one request was, for its access-log line.
+/// What one request was, for its access-log line and its metrics.
 #[derive(Debug)]
 pub(crate) struct Exchange {
+    /// Where the request is counted.
+    pub(crate) metrics: Arc<Metrics>,
     /// The request id, also in the `x-request-id` header.
     pub(crate) request_id: u64,
     /// The request method.
@@ -117,6 +122,9 @@ impl ResponseBody {
             guest.task.abort();
         }
         let reason = failure.describe();
+        if let Some(kind) = failure.guest_kind() {
+            self.exchange.metrics.guest_failed(kind, Phase::AfterHead);
+        }
         tracing::error!(
             request_id = self.exchange.request_id,
             "guest failed after the response head: {reason}; the response was cut off"
@@ -203,11 +211,13 @@ impl Drop for ResponseBody {
             Ending::Open => "unfinished",
         };
         let Exchange {
+            ref metrics,
             request_id,
             ref method,
             ref path,
             started,
         } = self.exchange;
+        metrics.request_finished(method, self.status, started.elapsed());
         tracing::info!(
             target: "access",
             request_id,

@@ -13,10 +13,13 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
+use crate::admin::{self, Health};
 use crate::component::{Candidate, GuestEnv};
 use crate::config::Config;
 use crate::connection::{self, Connections};
 use crate::handler::Handler;
+use crate::kv::{Backend, Instrumented};
+use crate::metrics::Metrics;
 use crate::pool::Capacity;
 use crate::reload::{self, Reloader};
 use crate::runtime;
@@ -27,6 +30,9 @@ pub struct Server {
     handler: Arc<Handler>,
     reloader: Arc<Reloader>,
     connections: Connections,
+    admin: Option<TcpListener>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
     watch: bool,
     hangups: Signal,
     shutdown_timeout: Duration,
@@ -37,7 +43,16 @@ impl Server {
     /// configuration problem surfaces here, before the first request.
     pub async fn new(listener: TcpListener, config: Config) -> anyhow::Result<Self> {
         let max_connections = connection::max_connections(config.max_connections)?;
-        let kv = config.store.open()?;
+        let metrics = Arc::new(Metrics::default());
+        let kv: Arc<dyn Backend> = Arc::new(Instrumented::new(
+            config.store.open()?,
+            config.store.kind(),
+            Arc::clone(&metrics),
+        ));
+        let admin = match config.admin_addr {
+            Some(addr) => Some(admin::bind(addr).await?),
+            None => None,
+        };
         // Taken before the file is read, so that no replacement can slip in between.
         let loaded_from = reload::Fingerprint::of(&config.component);
         let candidate = Candidate::read(&config.component)?;
@@ -49,6 +64,7 @@ impl Server {
         runtime::start_epoch_ticker(&engine)?;
         let hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let bound = listener.local_addr().context("reading the bound address")?;
+        let health = Arc::new(Health::new(Arc::clone(&kv)));
         let env = GuestEnv {
             kv,
             request_timeout: config.request_timeout,
@@ -61,7 +77,9 @@ impl Server {
             capacity,
             config.queue_timeout,
             HeaderValue::from_str(&bound.to_string()).context("naming the bound address")?,
+            Arc::clone(&metrics),
         ));
+        metrics.serving(&handler.digest());
         tracing::info!(
             component = %config.component.display(),
             sha256 = %handler.digest(),
@@ -70,6 +88,10 @@ impl Server {
             instance_slots = handler.instance_slots(),
             core_instances_per_request = shape.core_instances,
             max_connections,
+            admin = %admin
+                .as_ref()
+                .and_then(|listener| listener.local_addr().ok())
+                .map_or_else(|| "off".to_owned(), |addr| format!("http://{addr}")),
             "component loaded",
         );
         let reloader = Reloader::new(
@@ -78,12 +100,20 @@ impl Server {
             config.component,
             config.probe_path,
             Arc::clone(&handler),
+            Arc::clone(&metrics),
         );
         Ok(Self {
             listener,
             handler,
             reloader: Arc::new(reloader),
-            connections: Connections::new(max_connections, config.header_timeout),
+            connections: Connections::new(
+                max_connections,
+                config.header_timeout,
+                Arc::clone(&metrics),
+            ),
+            admin,
+            metrics,
+            health,
             watch: config.watch,
             hangups,
             shutdown_timeout: config.shutdown_timeout,
@@ -97,8 +127,24 @@ impl Server {
             .context("reading the bound address")
     }
 
+    /// The address the admin endpoints are served on, if they are.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (stop_admin, admin_stopped) = watch::channel(false);
+        if let Some(listener) = self.admin {
+            tokio::spawn(admin::serve(
+                listener,
+                self.metrics,
+                Arc::clone(&self.health),
+                admin_stopped,
+            ));
+        }
         let watcher = self
             .watch
             .then(|| tokio::spawn(Arc::clone(&self.reloader).watch()));
@@ -122,6 +168,8 @@ impl Server {
             self.connections
                 .accept(stream, peer, &self.handler, &draining);
         }
+        // Not ready from now on, so that balancers move away while requests finish.
+        self.health.drain();
         drop(self.listener);
         hangups.abort();
         if let Some(watcher) = watcher {
@@ -130,11 +178,10 @@ impl Server {
         drop(draining);
         // No receiver left means no connection left: nothing to tell, nothing to wait for.
         let _ = drain.send(true);
-        match tokio::time::timeout(self.shutdown_timeout, drain.closed()).await {
-            Ok(()) => tracing::info!(
-                refused_connections = self.connections.refused(),
-                "drained: every in-flight request finished"
-            ),
+        let drained = tokio::time::timeout(self.shutdown_timeout, drain.closed()).await;
+        let _ = stop_admin.send(true);
+        match drained {
+            Ok(()) => tracing::info!("drained: every in-flight request finished"),
             Err(_) => tracing::warn!(
                 "shutdown timeout ({}) passed with requests still in flight; closing them",
                 humantime::format_duration(self.shutdown_timeout)

@@ -1,16 +1,16 @@
 //! `HostState`, the data of one request's `wasmtime::Store`: WASI, wasi:http and
-//! wasi:keyvalue contexts over a single resource table, plus the memory limiter.
+//! wasi:keyvalue contexts over a single resource table, plus the [`Limiter`].
 
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::guest_log::GuestOutput;
 use crate::kv::Backend;
 use crate::kv::wit::KvView;
+use crate::limiter::Limiter;
 
 /// Store data for one request.
 pub(crate) struct HostState {
@@ -18,8 +18,8 @@ pub(crate) struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     kv: Arc<dyn Backend>,
-    /// Read by the store's limiter: the cap on the guest's linear memory.
-    pub limits: StoreLimits,
+    /// The store's limiter: the cap on the guest's linear memory.
+    pub(crate) limits: Limiter,
 }
 
 impl HostState {
@@ -35,12 +35,7 @@ impl HostState {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             kv,
-            // Past the cap `memory.grow` fails; a Rust guest then aborts, which is a trap
-            // that ends only this request.
-            limits: StoreLimitsBuilder::new()
-                .memory_size(max_memory)
-                .instances(100)
-                .build(),
+            limits: Limiter::new(max_memory),
         }
     }
 

@@ -4,11 +4,14 @@
 //! - [`wit`]: the WIT glue. Its `KvView` only translates between guest handles and the
 //!   backend, and runs backend calls on tokio's blocking pool, since they may block on disk.
 //! - [`Backend`]: what a store does, knowing nothing of WIT; [`StoreSpec`]: which one to open.
-//! - [`memory`], [`redb`]: the backends.
+//! - [`memory`], [`redb`]: the backends; [`Instrumented`]: any of them, measured.
 
+mod instrumented;
 mod memory;
 mod redb;
 pub(crate) mod wit;
+
+pub(crate) use instrumented::Instrumented;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -90,6 +93,14 @@ impl fmt::Display for StoreSpec {
 }
 
 impl StoreSpec {
+    /// The backend's name, as metrics label it.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redb(_) => "redb",
+        }
+    }
+
     /// Opens the backend, creating what is missing.
     pub(crate) fn open(&self) -> anyhow::Result<Arc<dyn Backend>> {
         Ok(match self {

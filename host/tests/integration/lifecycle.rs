@@ -232,6 +232,27 @@ fn check_lists_imports_and_accepts_the_task_api() {
 }
 
 #[test]
+fn check_sizes_the_pool_for_a_composed_component() {
+    // The composition of task_api.wasm and kv_fs.wasm: wasmtime adds an adapter instance
+    // between the two that its bytes do not show, which the pool must make room for.
+    let output = host_command()
+        .arg("check")
+        .arg(&components().standalone)
+        .output()
+        .expect("check runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("pool shape: 2 memories, 4 tables and 6 core instances"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn check_names_every_import_the_host_cannot_provide() {
     let output = host_command()
         .arg("check")

@@ -6,6 +6,7 @@ mod config_errors;
 mod contract;
 mod faults;
 mod lifecycle;
+mod operations;
 mod slow_clients;
 mod swap;
 mod wasmtime_serve;

@@ -134,6 +134,8 @@ impl Client {
 /// [`Client`] that talks to it.
 pub(crate) struct TestServer {
     client: Client,
+    /// Where `/metrics`, `/livez` and `/readyz` answer, if the config asked for them.
+    pub(crate) admin: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     running: tokio::task::JoinHandle<()>,
     _dir: TempDir,
@@ -164,12 +166,14 @@ impl TestServer {
             .await
             .expect("the server starts");
         let addr = server.local_addr().expect("a bound address");
+        let admin = server.admin_addr();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(server.run(async move {
             let _ = stop.await;
         }));
         Self {
             client: Client { addr },
+            admin,
             shutdown: Some(shutdown),
             running,
             _dir: dir,

@@ -1,0 +1,84 @@
+//! A [`Backend`] that counts and times every operation of the backend it wraps, for the
+//! `task_host_kv_*` metrics. The WIT glue and the backends stay unaware of metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Backend;
+use crate::metrics::{KvLabels, Metrics};
+
+/// See the module docs.
+pub(crate) struct Instrumented {
+    inner: Arc<dyn Backend>,
+    backend: &'static str,
+    metrics: Arc<Metrics>,
+}
+
+impl Instrumented {
+    /// Wraps `inner`, labelled `backend` (`memory`, `redb`).
+    pub(crate) fn new(
+        inner: Arc<dyn Backend>,
+        backend: &'static str,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            inner,
+            backend,
+            metrics,
+        }
+    }
+
+    fn measure<R>(
+        &self,
+        op: &'static str,
+        call: impl FnOnce(&dyn Backend) -> anyhow::Result<R>,
+    ) -> anyhow::Result<R> {
+        let started = Instant::now();
+        let result = call(self.inner.as_ref());
+        let labels = KvLabels {
+            op,
+            backend: self.backend,
+        };
+        self.metrics
+            .kv_operation(&labels, started.elapsed(), result.is_err());
+        result
+    }
+}
+
+impl Backend for Instrumented {
+    fn get(&self, bucket: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        self.measure("get", |inner| inner.get(bucket, key))
+    }
+
+    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        self.measure("set", |inner| inner.set(bucket, key, value))
+    }
+
+    fn delete(&self, bucket: &str, key: &str) -> anyhow::Result<()> {
+        self.measure("delete", |inner| inner.delete(bucket, key))
+    }
+
+    fn exists(&self, bucket: &str, key: &str) -> anyhow::Result<bool> {
+        self.measure("exists", |inner| inner.exists(bucket, key))
+    }
+
+    fn list_keys(&self, bucket: &str, offset: u64) -> anyhow::Result<(Vec<String>, Option<u64>)> {
+        self.measure("list_keys", |inner| inner.list_keys(bucket, offset))
+    }
+
+    fn increment(&self, bucket: &str, key: &str, delta: u64) -> anyhow::Result<u64> {
+        self.measure("increment", |inner| inner.increment(bucket, key, delta))
+    }
+
+    fn get_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+        self.measure("get_many", |inner| inner.get_many(bucket, keys))
+    }
+
+    fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+        self.measure("set_many", |inner| inner.set_many(bucket, entries))
+    }
+
+    fn delete_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<()> {
+        self.measure("delete_many", |inner| inner.delete_many(bucket, keys))
+    }
+}
