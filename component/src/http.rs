@@ -178,7 +178,7 @@ fn try_send(out: ResponseOutparam, response: Response<'_>) -> Result<(), String>
         ));
     }
     if let Some(allow) = response.allow {
-        headers.push(("allow".to_owned(), allow.as_bytes().to_vec()));
+        headers.push(("allow".to_owned(), allow.into_bytes()));
     }
     let headers = Fields::from_list(&headers).map_err(|error| format!("headers: {error:?}"))?;
     let outgoing = OutgoingResponse::new(headers);

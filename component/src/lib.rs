@@ -6,17 +6,8 @@
 //!
 //! ## Endpoints
 //!
-//! | method   | path                        | answer                                  |
-//! |----------|-----------------------------|-----------------------------------------|
-//! | `GET`    | `/`                         | `{"message":"Task Manager API","version":"1.0.0"}` |
-//! | `GET`    | `/health`                   | `{"status":"healthy","timestamp":<float>}` |
-//! | `GET`    | `/openapi.json`             | the OpenAPI 3.1 document                |
-//! | `GET`    | `/tasks`                    | every task, by id                       |
-//! | `POST`   | `/tasks`                    | the created task (200, as in the seed)  |
-//! | `GET`    | `/tasks/{task_id}`          | one task                                |
-//! | `PUT`    | `/tasks/{task_id}`          | the task with a new title and description |
-//! | `DELETE` | `/tasks/{task_id}`          | `{"message":"Task deleted"}`            |
-//! | `PUT`    | `/tasks/{task_id}/complete` | the task with `completed: true`         |
+//! `router::ROUTES` declares every path once, with its methods; the 405's `Allow` header
+//! and the OpenAPI document served at `GET /openapi.json` are derived from it.
 //!
 //! Errors keep FastAPI's shapes: 404 `{"detail":"Task not found"}` or `{"detail":"Not Found"}`,
 //! 405 with `Allow`, 422 with pydantic's `detail` list, 413 above 1 MiB, and 500
