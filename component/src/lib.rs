@@ -10,7 +10,8 @@
 //! and the OpenAPI document served at `GET /openapi.json` are derived from it.
 //!
 //! Errors keep FastAPI's shapes: 404 `{"detail":"Task not found"}` or `{"detail":"Not Found"}`,
-//! 405 with `Allow`, 422 with pydantic's `detail` list, 413 above 1 MiB, and 500
+//! 405 with `Allow`, 422 with pydantic's `detail` list, 413 above the body limit (see
+//! `limit`), and 500
 //! `{"detail":"Internal Server Error"}` when the store fails (details go to stderr).
 //!
 //! ## How the pieces fit
@@ -23,8 +24,9 @@
 //! wasi:http response ◄─ http::serve ◄──────── message::Response ◄─ error::ApiError
 //! ```
 //!
-//! `http` and `store::KeyValueStore` are the only code that calls WASI; everything else is
-//! plain Rust, unit-tested natively against an in-memory store.
+//! `http`, `store::KeyValueStore` and `limit::max_body` (the environment, through `std`) are
+//! the only code that calls WASI; everything else is plain Rust, unit-tested natively against
+//! an in-memory store.
 //!
 //! ## State
 //!
@@ -43,6 +45,7 @@ mod api;
 mod bindings;
 mod error;
 mod http;
+mod limit;
 mod message;
 mod openapi;
 mod repository;
@@ -61,8 +64,9 @@ struct Component;
 impl Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let store = store::KeyValueStore::default();
-        http::serve(request, response_out, |request| {
-            api::handle(&store, request, now())
+        let max_body = limit::max_body();
+        http::serve(request, response_out, max_body, |request| {
+            api::handle(&store, request, now(), max_body)
         });
     }
 }

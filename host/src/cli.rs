@@ -79,8 +79,9 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_MAX_MEMORY", default_value = "64MiB", value_parser = parse_bytes)]
     pub max_memory: usize,
 
-    /// Largest request body accepted; larger ones get 413 without running the guest.
-    #[arg(long, env = "TASK_HOST_MAX_BODY", default_value = "1MiB", value_parser = parse_bytes)]
+    /// Largest request body accepted; larger ones get 413 without running the guest. The
+    /// guest is told it in bytes, in its environment variable TASK_API_MAX_BODY.
+    #[arg(long, env = "TASK_HOST_MAX_BODY", default_value_t = task_api_limits::DEFAULT_MAX_BODY, value_parser = parse_bytes)]
     pub max_body: usize,
 
     /// Watch the component file and swap in each new version once it is validated

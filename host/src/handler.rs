@@ -229,13 +229,13 @@ impl Handler {
         let Limits {
             max_memory,
             request_timeout,
-            ..
+            max_body,
         } = self.limits;
         let deadline = tokio::time::Instant::now() + request_timeout;
 
         let mut store = Store::new(
             pre.engine(),
-            HostState::new(request_id, Arc::clone(&self.kv), max_memory),
+            HostState::new(request_id, Arc::clone(&self.kv), max_memory, max_body),
         );
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
