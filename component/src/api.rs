@@ -11,9 +11,16 @@ use crate::router::{self, Route};
 use crate::store::Store;
 use crate::task::{Task, TaskCreate, ValidationError, parse_task_id};
 
-/// Answers one request. `now` is the wall-clock time in seconds since the epoch.
-pub(crate) fn handle<'s, S: Store>(store: &'s S, request: &Request, now: f64) -> Response<'s> {
-    dispatch(&Tasks::new(store), request, now).unwrap_or_else(|error| error.into_response())
+/// Answers one request. `now` is the wall-clock time in seconds since the epoch, and
+/// `max_body` the request-body limit in force, which no stored task exceeds.
+pub(crate) fn handle<'s, S: Store>(
+    store: &'s S,
+    request: &Request,
+    now: f64,
+    max_body: usize,
+) -> Response<'s> {
+    dispatch(&Tasks::new(store, max_body), request, now)
+        .unwrap_or_else(|error| error.into_response())
 }
 
 fn dispatch<'s, S: Store>(

@@ -14,7 +14,7 @@ pub(crate) enum ApiError {
     /// The path exists but not with this method: 405 with an `Allow` header.
     MethodNotAllowed {
         /// Comma-separated methods the path does accept.
-        allow: &'static str,
+        allow: String,
     },
     /// The id is well formed but no task has it: 404 `{"detail":"Task not found"}`.
     TaskNotFound,

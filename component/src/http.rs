@@ -1,6 +1,8 @@
 //! The only module that touches `wasi:http` types: it reads an incoming request into a
 //! [`Request`], writes a [`Response`] back out, and drains what a refused client still sends.
 
+use task_api_limits::{DRAIN_BYTES, DRAIN_TIME};
+
 use crate::bindings::wasi::clocks::monotonic_clock;
 use crate::bindings::wasi::http::types::{
     Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -10,31 +12,24 @@ use crate::bindings::wasi::io::streams::{InputStream, OutputStream, StreamError}
 use crate::error::ApiError;
 use crate::message::{Body, Request, Response};
 
-/// Request bodies above this size are refused with 413. A task is a title and a description;
-/// a megabyte is generous, and the bound keeps a hostile client from exhausting guest memory.
-pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// How much of a refused body is read and thrown away after the 413 has gone out, and for
-/// how long. Hosts such as `wasmtime serve` close the connection once the guest drops an
-/// unread body, and a close with unread bytes is a TCP reset that can destroy the 413 before
-/// the client reads it. Draining lets the client finish sending and see the answer, as
-/// nginx's lingering close does; the bounds (task-host's own) keep an endless or trickling
-/// upload from holding the instance.
-const DRAIN_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
-const DRAIN_LIMIT_NANOS: u64 = 5_000_000_000;
 /// Bytes asked for per read of the request body.
 const READ_CHUNK: u64 = 64 * 1024;
 /// `blocking-write-and-flush` accepts at most 4096 bytes per call.
 const WRITE_CHUNK: usize = 4096;
 
-/// Serves one exchange: reads `incoming` and answers it with `handle`, or with the error that
-/// reading it gave, after which it drains whatever the client is still sending.
+/// Serves one exchange: reads `incoming`, refusing a body over `max_body` bytes, and answers
+/// it with `handle`, or with the error that reading it gave, after which it drains whatever
+/// the client is still sending. Hosts such as `wasmtime serve` close the connection once the
+/// guest drops an unread body, and that close can destroy the refusal (see
+/// [`task_api_limits::DRAIN_TIME`]).
 pub(crate) fn serve<'s>(
     incoming: IncomingRequest,
     out: ResponseOutparam,
+    max_body: usize,
     handle: impl FnOnce(&Request) -> Response<'s>,
 ) {
     let body = RequestBody::open(&incoming);
-    match read_request(&incoming, body.as_ref()) {
+    match read_request(&incoming, body.as_ref(), max_body) {
         Ok(request) => send_response(out, handle(&request)),
         Err(error) => {
             send_response(out, error.into_response());
@@ -47,10 +42,11 @@ pub(crate) fn serve<'s>(
 }
 
 /// Reads the whole request. The body is refused before it is read when `content-length`
-/// already exceeds the limit, and while reading when a chunked body does.
+/// already exceeds `max_body`, and while reading when a chunked body does.
 fn read_request(
     request: &IncomingRequest,
     body: Option<&RequestBody>,
+    max_body: usize,
 ) -> Result<Request, ApiError> {
     let headers = request.headers();
     let header = |name: &str| {
@@ -62,10 +58,8 @@ fn read_request(
     };
     let declared_length =
         header("content-length").and_then(|value| value.trim().parse::<u64>().ok());
-    if declared_length.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Err(ApiError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        });
+    if declared_length.is_some_and(|length| length > max_body as u64) {
+        return Err(ApiError::PayloadTooLarge { limit: max_body });
     }
     let content_type = header("content-type");
     drop(headers);
@@ -75,7 +69,7 @@ fn read_request(
         content_type,
         body: body
             .ok_or_else(|| unreadable("the host gave no body stream"))?
-            .read_to_end()?,
+            .read_to_end(max_body)?,
     })
 }
 
@@ -114,17 +108,15 @@ impl RequestBody {
         Some(Self { stream, body })
     }
 
-    /// Reads to the end, or refuses once more than [`MAX_BODY_BYTES`] have arrived.
-    fn read_to_end(&self) -> Result<Vec<u8>, ApiError> {
+    /// Reads to the end, or refuses once more than `limit` bytes have arrived.
+    fn read_to_end(&self, limit: usize) -> Result<Vec<u8>, ApiError> {
         let mut bytes = Vec::new();
         loop {
             match self.stream.blocking_read(READ_CHUNK) {
                 Ok(chunk) => {
                     bytes.extend_from_slice(&chunk);
-                    if bytes.len() > MAX_BODY_BYTES {
-                        return Err(ApiError::PayloadTooLarge {
-                            limit: MAX_BODY_BYTES,
-                        });
+                    if bytes.len() > limit {
+                        return Err(ApiError::PayloadTooLarge { limit });
                     }
                 }
                 Err(StreamError::Closed) => return Ok(bytes),
@@ -135,18 +127,19 @@ impl RequestBody {
         }
     }
 
-    /// Skips what is left, up to [`DRAIN_LIMIT_BYTES`] or [`DRAIN_LIMIT_NANOS`], then
-    /// finishes the body.
+    /// Skips what is left, up to [`DRAIN_BYTES`] or for [`DRAIN_TIME`], then finishes the
+    /// body.
     fn discard_rest(self) {
-        let deadline = monotonic_clock::subscribe_duration(DRAIN_LIMIT_NANOS);
+        let nanos = u64::try_from(DRAIN_TIME.as_nanos()).unwrap_or(u64::MAX);
+        let deadline = monotonic_clock::subscribe_duration(nanos);
         let readable = self.stream.subscribe();
         let mut skipped = 0;
-        while skipped < DRAIN_LIMIT_BYTES {
+        while skipped < DRAIN_BYTES {
             poll::poll(&[&readable, &deadline]);
             if deadline.ready() {
                 break;
             }
-            match self.stream.skip(DRAIN_LIMIT_BYTES - skipped) {
+            match self.stream.skip(DRAIN_BYTES - skipped) {
                 Ok(count) => skipped += count,
                 Err(StreamError::Closed | StreamError::LastOperationFailed(_)) => break,
             }
@@ -178,7 +171,7 @@ fn try_send(out: ResponseOutparam, response: Response<'_>) -> Result<(), String>
         ));
     }
     if let Some(allow) = response.allow {
-        headers.push(("allow".to_owned(), allow.as_bytes().to_vec()));
+        headers.push(("allow".to_owned(), allow.into_bytes()));
     }
     let headers = Fields::from_list(&headers).map_err(|error| format!("headers: {error:?}"))?;
     let outgoing = OutgoingResponse::new(headers);

@@ -6,20 +6,12 @@
 //!
 //! ## Endpoints
 //!
-//! | method   | path                        | answer                                  |
-//! |----------|-----------------------------|-----------------------------------------|
-//! | `GET`    | `/`                         | `{"message":"Task Manager API","version":"1.0.0"}` |
-//! | `GET`    | `/health`                   | `{"status":"healthy","timestamp":<float>}` |
-//! | `GET`    | `/openapi.json`             | the OpenAPI 3.1 document                |
-//! | `GET`    | `/tasks`                    | every task, by id                       |
-//! | `POST`   | `/tasks`                    | the created task (200, as in the seed)  |
-//! | `GET`    | `/tasks/{task_id}`          | one task                                |
-//! | `PUT`    | `/tasks/{task_id}`          | the task with a new title and description |
-//! | `DELETE` | `/tasks/{task_id}`          | `{"message":"Task deleted"}`            |
-//! | `PUT`    | `/tasks/{task_id}/complete` | the task with `completed: true`         |
+//! `router::ROUTES` declares every path once, with its methods; the 405's `Allow` header
+//! and the OpenAPI document served at `GET /openapi.json` are derived from it.
 //!
 //! Errors keep FastAPI's shapes: 404 `{"detail":"Task not found"}` or `{"detail":"Not Found"}`,
-//! 405 with `Allow`, 422 with pydantic's `detail` list, 413 above 1 MiB, and 500
+//! 405 with `Allow`, 422 with pydantic's `detail` list, 413 above the body limit (see
+//! `limit`), and 500
 //! `{"detail":"Internal Server Error"}` when the store fails (details go to stderr).
 //!
 //! ## How the pieces fit
@@ -32,8 +24,9 @@
 //! wasi:http response ◄─ http::serve ◄──────── message::Response ◄─ error::ApiError
 //! ```
 //!
-//! `http` and `store::KeyValueStore` are the only code that calls WASI; everything else is
-//! plain Rust, unit-tested natively against an in-memory store.
+//! `http`, `store::KeyValueStore` and `limit::max_body` (the environment, through `std`) are
+//! the only code that calls WASI; everything else is plain Rust, unit-tested natively against
+//! an in-memory store.
 //!
 //! ## State
 //!
@@ -52,6 +45,7 @@ mod api;
 mod bindings;
 mod error;
 mod http;
+mod limit;
 mod message;
 mod openapi;
 mod repository;
@@ -70,8 +64,9 @@ struct Component;
 impl Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let store = store::KeyValueStore::default();
-        http::serve(request, response_out, |request| {
-            api::handle(&store, request, now())
+        let max_body = limit::max_body();
+        http::serve(request, response_out, max_body, |request| {
+            api::handle(&store, request, now(), max_body)
         });
     }
 }

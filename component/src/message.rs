@@ -25,7 +25,7 @@ pub(crate) struct Response<'a> {
     /// HTTP status code.
     pub(crate) status: u16,
     /// Value of the `Allow` header, sent with 405 answers.
-    pub(crate) allow: Option<&'static str>,
+    pub(crate) allow: Option<String>,
     /// The JSON body.
     pub(crate) body: Body<'a>,
 }

@@ -18,19 +18,15 @@ use std::collections::VecDeque;
 use std::io::Write;
 
 use crate::error::ApiError;
-use crate::http::MAX_BODY_BYTES;
 use crate::store::Store;
 use crate::task::Task;
 
 /// The counter behind task ids.
 pub(crate) const NEXT_ID_KEY: &str = "next-task-id";
 const TASK_PREFIX: &str = "task/";
-/// Most bytes of task JSON one listing batch may hold. A stored task is at most one request
-/// body, so a batch of this many bytes' worth of the largest tasks is half the default
-/// `--max-memory` of task-host (64 MiB).
+/// Most bytes of task JSON one listing batch may hold: half the default `--max-memory` of
+/// task-host (64 MiB).
 const BATCH_BYTES: usize = 32 << 20;
-/// Keys fetched per `get-many` call while listing.
-const BATCH_SIZE: usize = BATCH_BYTES / MAX_BODY_BYTES;
 /// A host that keeps answering with a cursor is cut off after this many pages, rather than
 /// looping forever on a buggy cursor.
 const MAX_PAGES: usize = 1 << 20;
@@ -38,6 +34,8 @@ const MAX_PAGES: usize = 1 << 20;
 /// Typed access to the tasks in a [`Store`].
 pub(crate) struct Tasks<'s, S> {
     store: &'s S,
+    /// Keys fetched per `get-many` call while listing.
+    batch_size: usize,
 }
 
 /// The key a task is stored under.
@@ -46,9 +44,14 @@ pub(crate) fn task_key(id: u64) -> String {
 }
 
 impl<'s, S: Store> Tasks<'s, S> {
-    /// Wraps a store.
-    pub(crate) fn new(store: &'s S) -> Self {
-        Self { store }
+    /// Wraps a store whose tasks are at most `max_body` bytes, the request-body limit in
+    /// force: a stored task is one request body. A listing batch holds as many of the
+    /// largest as fit in [`BATCH_BYTES`], and at least one.
+    pub(crate) fn new(store: &'s S, max_body: usize) -> Self {
+        Self {
+            store,
+            batch_size: (BATCH_BYTES / max_body.max(1)).max(1),
+        }
     }
 
     /// Hands out the next id: 1, 2, 3, … never the same twice.
@@ -82,6 +85,7 @@ impl<'s, S: Store> Tasks<'s, S> {
     pub(crate) fn list(&self) -> Result<Listing<'s, S>, ApiError> {
         let mut listing = Listing {
             store: self.store,
+            batch_size: self.batch_size,
             keys: VecDeque::new(),
             cursor: None,
             pages: 0,
@@ -96,6 +100,8 @@ impl<'s, S: Store> Tasks<'s, S> {
 /// Every task, a batch at a time: see the module docs.
 pub(crate) struct Listing<'s, S> {
     store: &'s S,
+    /// See [`Tasks::batch_size`].
+    batch_size: usize,
     /// Task keys of the current page not fetched yet.
     keys: VecDeque<String>,
     /// Where the next page starts.
@@ -132,7 +138,7 @@ impl<S: Store> Listing<'_, S> {
     fn next_batch(&mut self) -> Result<Option<Vec<Task>>, ApiError> {
         loop {
             if !self.keys.is_empty() {
-                let take = self.keys.len().min(BATCH_SIZE);
+                let take = self.keys.len().min(self.batch_size);
                 let chunk: Vec<String> = self.keys.drain(..take).collect();
                 let values = self.store.get_many(&chunk)?;
                 let mut tasks = Vec::with_capacity(chunk.len());
@@ -171,4 +177,31 @@ fn decode(key: &str, bytes: &[u8]) -> Result<Task, ApiError> {
     serde_json::from_slice(bytes).map_err(|error| {
         ApiError::Internal(format!("stored value under {key:?} is not a task: {error}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use task_api_limits::DEFAULT_MAX_BODY;
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn batch_size(max_body: usize) -> usize {
+        Tasks::new(&MemoryStore::default(), max_body).batch_size
+    }
+
+    #[test]
+    fn batches_hold_as_many_of_the_largest_tasks_as_fit() {
+        assert_eq!(batch_size(DEFAULT_MAX_BODY), 32);
+        assert_eq!(batch_size(8 << 20), 4);
+        assert_eq!(batch_size(1), BATCH_BYTES);
+        // A limit of 0 admits no body at all; it must not divide by zero.
+        assert_eq!(batch_size(0), BATCH_BYTES);
+    }
+
+    #[test]
+    fn a_batch_holds_at_least_one_task() {
+        assert_eq!(batch_size(64 << 20), 1);
+        assert_eq!(batch_size(usize::MAX), 1);
+    }
 }

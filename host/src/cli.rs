@@ -76,7 +76,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_MAX_MEMORY", default_value_t = bytes(config::DEFAULT_MAX_MEMORY), value_parser = parse_bytes)]
     pub max_memory: ByteSize,
 
-    /// Largest request body accepted; larger ones get 413 without running the guest.
+    /// Largest request body accepted; larger ones get 413 without running the guest. The
+    /// guest is told it in bytes, in its environment variable TASK_API_MAX_BODY.
     #[arg(long, env = "TASK_HOST_MAX_BODY", default_value_t = bytes(config::DEFAULT_MAX_BODY), value_parser = parse_bytes)]
     pub max_body: ByteSize,
 

@@ -157,6 +157,9 @@ pub(crate) struct GuestEnv {
     pub(crate) request_timeout: Duration,
     /// The cap on each of an instance's linear memories, in bytes.
     pub(crate) max_memory: usize,
+    /// The largest request body, in bytes: the host refuses larger ones, and tells the
+    /// guest so that it refuses the same.
+    pub(crate) max_body: usize,
 }
 
 impl Version {
@@ -179,7 +182,12 @@ impl Version {
         let pre = self.pre.clone();
         let mut store = Store::new(
             pre.engine(),
-            HostState::new(request_id, Arc::clone(&env.kv), env.max_memory),
+            HostState::new(
+                request_id,
+                Arc::clone(&env.kv),
+                env.max_memory,
+                env.max_body,
+            ),
         );
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);

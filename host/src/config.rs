@@ -17,8 +17,9 @@ pub const DEFAULT_STORE: &str = "redb:./data/store.redb";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The cap on each of an instance's linear memories.
 pub const DEFAULT_MAX_MEMORY: usize = 64 << 20;
-/// The largest request body accepted.
-pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+/// The largest request body accepted: the component's own default, so that a component
+/// served elsewhere refuses what task-host refuses.
+pub const DEFAULT_MAX_BODY: usize = task_api_limits::DEFAULT_MAX_BODY;
 /// Guest instances running at once.
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 /// How long a request waits for a free instance slot.

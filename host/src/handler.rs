@@ -26,7 +26,6 @@ use crate::response::{Exchange, ResponseBody, RunningGuest};
 pub(crate) struct Handler {
     served: Slot,
     env: GuestEnv,
-    max_body: usize,
     capacity: Capacity,
     gate: Gate,
     /// The authority given to HTTP/1.0 requests that name none: the address served.
@@ -36,13 +35,11 @@ pub(crate) struct Handler {
 }
 
 impl Handler {
-    /// A handler serving `version` with `env`, refusing bodies over `max_body` bytes, and
-    /// admitting as many requests at once as `capacity` holds of it, each waiting up to
-    /// `queue_timeout` for a slot.
+    /// A handler serving `version` with `env`, admitting as many requests at once as
+    /// `capacity` holds of it, each waiting up to `queue_timeout` for a slot.
     pub(crate) fn new(
         version: Version,
         env: GuestEnv,
-        max_body: usize,
         capacity: Capacity,
         queue_timeout: Duration,
         authority: HeaderValue,
@@ -56,7 +53,6 @@ impl Handler {
         Self {
             served: Slot::new(version),
             env,
-            max_body,
             capacity,
             gate,
             authority,
@@ -146,7 +142,7 @@ impl Handler {
     /// Reads the whole body within the limit, for a guest that expects it all at once.
     async fn read_body(&self, request: Request<Incoming>) -> Result<Request<GuestBody>, Failure> {
         let (parts, body) = request.into_parts();
-        let bytes = request_body::read(&parts.headers, body, self.max_body)
+        let bytes = request_body::read(&parts.headers, body, self.env.max_body)
             .await
             .map_err(|error| match error {
                 BodyError::TooLarge(limit) => Failure::TooLarge(limit),

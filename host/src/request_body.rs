@@ -5,24 +5,19 @@
 //! close leaves unread bytes in the kernel's receive buffer, so it goes out as a TCP reset,
 //! and the reset can destroy the 413 before the client reads it: the client reports a broken
 //! pipe instead. So a refused body is read and thrown away in the background, for a bounded
-//! time and number of bytes (what nginx calls a lingering close), and the 413 carries
+//! time and number of bytes (what nginx calls a lingering close; the bounds are the ones the
+//! component drains by, [`DRAIN_TIME`] and [`DRAIN_BYTES`]), and the 413 carries
 //! `Connection: close`. A client that sent `Expect: 100-continue` is not affected: once the
 //! 413 is out, hyper never sends it the 100, so it gets the refusal at once and sends nothing.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt as _, Full};
 use hyper::HeaderMap;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
-
-/// How long a refused body is drained before the connection is dropped anyway.
-const LINGER_TIME: Duration = Duration::from_secs(5);
-
-/// How many bytes of a refused body are drained before the connection is dropped anyway.
-const LINGER_BYTES: u64 = 64 << 20;
+use task_api_limits::{DRAIN_BYTES, DRAIN_TIME};
 
 /// The request body handed to the guest: already fully read.
 pub(crate) type GuestBody =
@@ -76,18 +71,18 @@ pub(crate) async fn read(
     Ok(bytes.freeze())
 }
 
-/// Reads and drops the rest of a refused body, within [`LINGER_TIME`] and [`LINGER_BYTES`].
+/// Reads and drops the rest of a refused body, within [`DRAIN_TIME`] and [`DRAIN_BYTES`].
 /// Dropping `body` afterwards lets hyper close the connection.
 async fn discard(mut body: Incoming) {
     let drain = async {
         let mut drained = 0u64;
         while let Some(Ok(frame)) = body.frame().await {
             drained += frame.data_ref().map_or(0, |data| data.len() as u64);
-            if drained > LINGER_BYTES {
+            if drained > DRAIN_BYTES {
                 break;
             }
         }
     };
     // Either way the connection is finished with: a timeout only cuts the courtesy short.
-    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }

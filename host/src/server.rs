@@ -69,11 +69,11 @@ impl Server {
             kv,
             request_timeout: config.request_timeout,
             max_memory: config.max_memory,
+            max_body: config.max_body,
         };
         let handler = Arc::new(Handler::new(
             version,
             env,
-            config.max_body,
             capacity,
             config.queue_timeout,
             HeaderValue::from_str(&bound.to_string()).context("naming the bound address")?,

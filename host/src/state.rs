@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use task_api_limits::MAX_BODY_ENV;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -23,10 +24,17 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    /// Fresh state for request `request_id`. The guest sees no environment, no arguments,
-    /// no files and no network; its stdout and stderr become log lines tagged with the id.
-    pub(crate) fn new(request_id: u64, kv: Arc<dyn Backend>, max_memory: usize) -> Self {
+    /// Fresh state for request `request_id`. The guest's environment holds only its body
+    /// limit, `max_body` (in [`MAX_BODY_ENV`]); it sees no arguments, no files and no
+    /// network. Its stdout and stderr become log lines tagged with the id.
+    pub(crate) fn new(
+        request_id: u64,
+        kv: Arc<dyn Backend>,
+        max_memory: usize,
+        max_body: usize,
+    ) -> Self {
         let wasi = WasiCtx::builder()
+            .env(MAX_BODY_ENV, max_body.to_string())
             .stdout(GuestOutput::new(request_id, "stdout"))
             .stderr(GuestOutput::new(request_id, "stderr"))
             .build();

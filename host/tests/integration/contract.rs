@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use hyper::Method;
 use serde_json::{Value, json};
+use task_api_limits::DEFAULT_MAX_BODY;
 use task_host::kv::StoreSpec;
 
 use crate::common::{
@@ -249,6 +250,45 @@ async fn oversized_bodies_are_413_and_store_nothing() {
         reply.text
     );
     assert_eq!(server.get("/tasks").await.expect(200), json!([]));
+    server.stop().await;
+}
+
+/// The bytes `post_long_title` adds to the title: `{"title":""}`.
+const TITLE_FRAME: usize = r#"{"title":""}"#.len();
+
+#[tokio::test(flavor = "multi_thread")]
+async fn by_default_a_body_of_1_mib_is_accepted_and_one_byte_more_is_413() {
+    let server = task_api().await;
+    // Host and component share the default: a component with a smaller one would refuse this.
+    let created = post_long_title(server.addr, DEFAULT_MAX_BODY - TITLE_FRAME).await;
+    assert_eq!(
+        created.expect(200)["title"].as_str().map(str::len),
+        Some(DEFAULT_MAX_BODY - TITLE_FRAME)
+    );
+    let refused = post_long_title(server.addr, DEFAULT_MAX_BODY - TITLE_FRAME + 1).await;
+    assert_eq!(
+        refused.expect(413),
+        json!({ "detail": format!("Request body is larger than {DEFAULT_MAX_BODY} bytes") })
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raised_max_body_raises_the_component_limit_too() {
+    let server =
+        TestServer::start_with(&components().task_api, |config| config.max_body = 8 << 20).await;
+    let title_len = 2 << 20;
+    let created = post_long_title(server.addr, title_len).await.expect(200);
+    assert_eq!(created["title"].as_str().map(str::len), Some(title_len));
+    let listed = server.listed("title").await;
+    assert_eq!(
+        listed
+            .iter()
+            .map(|title| title.as_str().map(str::len))
+            .collect::<Vec<_>>(),
+        [Some(title_len)],
+        "the stored task is listed whole"
+    );
     server.stop().await;
 }
 

@@ -26,6 +26,7 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use rustix::process::Signal;
 use serde_json::{Value, json};
+use task_api_limits::MAX_BODY_ENV;
 use tokio::sync::{Barrier, watch};
 
 use crate::common::{
@@ -34,7 +35,8 @@ use crate::common::{
 };
 use crate::contract;
 
-fn wasmtime_serve(dir: &tempfile::TempDir) -> ServerProcess {
+/// `wasmtime serve -S cli -S keyvalue` on task_api.wasm, with `flags` before the component.
+fn wasmtime_serve(dir: &tempfile::TempDir, flags: &[&str]) -> ServerProcess {
     let mut command = Command::new("wasmtime");
     command
         .args([
@@ -46,6 +48,7 @@ fn wasmtime_serve(dir: &tempfile::TempDir) -> ServerProcess {
             "--addr",
             "127.0.0.1:0",
         ])
+        .args(flags)
         .arg(&components().task_api);
     ServerProcess::spawn(command, dir.path(), "Serving HTTP on http://")
 }
@@ -53,7 +56,7 @@ fn wasmtime_serve(dir: &tempfile::TempDir) -> ServerProcess {
 #[tokio::test(flavor = "multi_thread")]
 async fn stock_wasmtime_serve_answers_the_stateless_contract() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let server = wasmtime_serve(&dir);
+    let server = wasmtime_serve(&dir, &[]);
     let get = |path: &'static str| send_raw(server.addr, Method::GET, path, None);
 
     assert_eq!(
@@ -115,7 +118,7 @@ async fn stock_wasmtime_serve_answers_the_stateless_contract() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_oversized_upload_is_answered_then_let_go() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let server = wasmtime_serve(&dir);
+    let server = wasmtime_serve(&dir, &[]);
     // Past the limit, then silence with the connection held open. The component answers,
     // drains until its deadline and returns; wasmtime serve then closes the connection. With
     // no deadline the instance would wait for bytes that never come, and so would this read.
@@ -123,6 +126,21 @@ async fn a_stalled_oversized_upload_is_answered_then_let_go() {
     request.truncate(request.len() - b"0\r\n\r\n".len());
     let answer = send_then_stall(server.addr, &request).await;
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn env_sets_the_component_body_limit_under_stock_wasmtime_serve() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let limit = 8 << 20;
+    let setting = format!("{MAX_BODY_ENV}={limit}");
+    let server = wasmtime_serve(&dir, &["--env", &setting]);
+    let title_len = 2 << 20;
+    let created = post_long_title(server.addr, title_len).await.expect(200);
+    assert_eq!(created["title"].as_str().map(str::len), Some(title_len));
+    assert_eq!(
+        post_long_title(server.addr, limit).await.expect(413),
+        json!({ "detail": format!("Request body is larger than {limit} bytes") })
+    );
 }
 
 /// The `-O` value of the README's `wasmtime serve` command for task_api_standalone.wasm; the
