@@ -23,6 +23,9 @@ const SEEDED_TASKS: usize = 100;
 struct Scenario {
     name: &'static str,
     path: &'static str,
+    /// Tasks created before the load starts.
+    seeded_tasks: usize,
+    /// The wrk Lua script that shapes each request, if it is not a plain `GET path`.
     script: Option<&'static str>,
 }
 
@@ -39,25 +42,26 @@ pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
     let work = root.join("target/bench");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let script = work.join("post.lua");
-    std::fs::write(&script, POST_SCRIPT)?;
     let duration = format!("{seconds}s");
 
     let scenarios = [
         Scenario {
             name: "GET /health",
             path: "/health",
+            seeded_tasks: 0,
             script: None,
         },
         Scenario {
             name: "GET /tasks (100 tasks)",
             path: "/tasks",
+            seeded_tasks: SEEDED_TASKS,
             script: None,
         },
         Scenario {
             name: "POST /tasks",
             path: "/tasks",
-            script: Some("post"),
+            seeded_tasks: 0,
+            script: Some(POST_SCRIPT),
         },
     ];
     println!(
@@ -77,27 +81,27 @@ pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
         ("wasmtime serve -S keyvalue", wasmtime_command(&component)),
     ];
     for (label, command) in servers {
-        measure_throughput(label, command, &scenarios, &duration, &script)?;
+        measure_throughput(label, command, &scenarios, &duration, &work)?;
     }
     measure_swaps(&root, &host, &work)
 }
 
-/// Runs every wrk scenario against one server.
+/// Runs every wrk scenario against one server; wrk's scripts are written to `work`.
 fn measure_throughput(
     label: &str,
     command: Command,
     scenarios: &[Scenario],
     duration: &str,
-    script: &Path,
+    work: &Path,
 ) -> anyhow::Result<()> {
     let server = Server::start(command, label)?;
     for scenario in scenarios {
-        if scenario.path == "/tasks" && scenario.script.is_none() {
-            server.seed(SEEDED_TASKS)?;
-        }
+        server.seed(scenario.seeded_tasks)?;
         let mut wrk = Command::new("wrk");
         wrk.args(WRK_ARGS).args(["-d", duration]);
-        if scenario.script.is_some() {
+        if let Some(source) = scenario.script {
+            let script = work.join("scenario.lua");
+            std::fs::write(&script, source)?;
             wrk.arg("-s").arg(script);
         }
         let report = wrk
