@@ -4,13 +4,14 @@
 //! Numbers only: no thresholds, so the same command serves for before/after comparisons on
 //! one machine.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use test_support::ServerChild;
 
 use crate::workspace_root;
 
@@ -78,7 +79,10 @@ pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
             "task-host --store memory",
             host_command(&host, &component, "memory"),
         ),
-        ("wasmtime serve -S keyvalue", wasmtime_command(&component)),
+        (
+            "wasmtime serve -S keyvalue",
+            test_support::wasmtime_serve(&component),
+        ),
     ];
     for (label, command) in servers {
         measure_throughput(label, command, &scenarios, &duration, &work)?;
@@ -134,7 +138,7 @@ fn measure_swaps(root: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
     let served = work.join("served.wasm");
     std::fs::copy(&versions[1].0, &served)?;
     let server = Server::start(host_command(host, &served, "memory"), "task-host --watch")?;
-    let addr = server.url.trim_start_matches("http://").to_owned();
+    let addr = server.child.addr();
     println!();
     println!("component swap: rename to first response from the new version (release task-host)");
     for swap in 0..SWAPS {
@@ -143,7 +147,7 @@ fn measure_swaps(root: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
         std::fs::copy(candidate, &temp)?;
         let renamed = Instant::now();
         std::fs::rename(&temp, &served)?;
-        while !get_root(&addr).is_ok_and(|body| body.contains(marker)) {
+        while !get_root(addr).is_ok_and(|body| body.contains(marker)) {
             if renamed.elapsed() > Duration::from_secs(30) {
                 bail!("swap {swap} was not served within 30 s");
             }
@@ -164,7 +168,7 @@ fn measure_swaps(root: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
 }
 
 /// `GET /` over a raw HTTP/1.0 connection: the body, or an error.
-fn get_root(addr: &str) -> std::io::Result<String> {
+fn get_root(addr: SocketAddr) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(addr)?;
     stream.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
     let mut response = String::new();
@@ -173,85 +177,29 @@ fn get_root(addr: &str) -> std::io::Result<String> {
 }
 
 fn host_command(host: &Path, component: &Path, store: &str) -> Command {
-    let mut command = Command::new(host);
+    let mut command = test_support::task_host_serve(Command::new(host));
     command
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--store",
-            store,
-            "--component",
-        ])
-        .arg(component);
-    command.env("RUST_LOG", "warn");
-    command
-}
-
-fn wasmtime_command(component: &Path) -> Command {
-    let mut command = Command::new("wasmtime");
-    command
-        .args([
-            "serve",
-            "-S",
-            "cli",
-            "-S",
-            "keyvalue",
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .arg(component);
+        .args(["--store", store, "--component"])
+        .arg(component)
+        .env("RUST_LOG", "warn");
     command
 }
 
 /// A server under load, killed on drop.
 struct Server {
-    child: Child,
+    child: ServerChild,
     url: String,
 }
 
 impl Server {
-    /// Starts `command` and reads its address from the startup line (task-host prints it on
-    /// stdout, wasmtime on stderr).
+    /// Starts `command` and reads its address from the startup line.
     fn start(mut command: Command, label: &str) -> anyhow::Result<Self> {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        let child = ServerChild::spawn(&mut command, std::io::sink())
             .with_context(|| format!("starting {label}"))?;
-        let (found, address) = std::sync::mpsc::channel();
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let found = found.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let addr = line
-                        .strip_prefix("listening on ")
-                        .or_else(|| line.strip_prefix("Serving HTTP on "));
-                    if let Some(addr) = addr {
-                        let _ = found.send(addr.trim_end_matches('/').to_owned());
-                    }
-                }
-            });
-        }
-        match address.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => Ok(Self { child, url }),
-            Err(_) => {
-                let _ = child.kill();
-                bail!("{label} printed no address")
-            }
-        }
+        Ok(Self {
+            url: format!("http://{}", child.addr()),
+            child,
+        })
     }
 
     fn seed(&self, tasks: usize) -> anyhow::Result<()> {
@@ -273,13 +221,6 @@ impl Server {
             }
         }
         Ok(())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
