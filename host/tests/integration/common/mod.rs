@@ -1,6 +1,7 @@
-//! Shared helpers: the real components (built once), in-process servers with a fresh store
-//! each, the `task-host` binary as a child process, and a JSON-aware HTTP client.
+//! Shared helpers: the real components (built by `cargo xtask test`), in-process servers with
+//! a fresh store each, the `task-host` binary as a child process, and a JSON-aware HTTP client.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -18,73 +19,20 @@ use serde_json::Value;
 use task_host::cli::{Cli, Command as HostCommand, ServeArgs};
 use task_host::server::Server;
 use tempfile::TempDir;
-use test_support::ServerChild;
+use test_support::{Components, ServerChild};
 
-/// The components the tests serve, built for wasm32-wasip2 in release.
-pub(crate) struct Components {
-    pub(crate) task_api: PathBuf,
-    pub(crate) faulty: PathBuf,
-    pub(crate) unprovided: PathBuf,
-    pub(crate) hello: PathBuf,
-    /// task_api.wasm plugged with the kv-fs adapter, for stock `wasmtime serve`.
-    pub(crate) standalone: PathBuf,
-}
-
-/// Builds every test component once per test binary, in its own target directory so it
-/// never waits on the `cargo test` that is running us.
+/// The components the tests serve, from the directory `cargo xtask test` built them in.
+///
+/// Without them no integration test can run, so the first test to ask ends the whole run
+/// with one line saying how to get them, rather than every test failing with it.
 pub(crate) fn components() -> &'static Components {
-    static BUILT: OnceLock<Components> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let target_dir = workspace.join("target/test-components");
-        let status = Command::new(env!("CARGO"))
-            .current_dir(&workspace)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--target-dir",
-            ])
-            .arg(&target_dir)
-            .args([
-                "-p",
-                "task-api",
-                "-p",
-                "faulty-component",
-                "-p",
-                "unprovided-import",
-                "-p",
-                "kv-fs",
-                "-p",
-                "hello-component",
-            ])
-            .status()
-            .expect("cargo can be run");
-        assert!(
-            status.success(),
-            "building the test components failed (is the wasm32-wasip2 target installed?)"
-        );
-        let out = target_dir.join("wasm32-wasip2/release");
-        let composed = Command::new(env!("CARGO"))
-            .current_dir(&workspace)
-            .args(["run", "--quiet", "--release", "-p", "xtask", "--target-dir"])
-            .arg(&target_dir)
-            .args(["--", "compose", "--dir"])
-            .arg(&out)
-            .status()
-            .expect("cargo can be run");
-        assert!(
-            composed.success(),
-            "composing task_api_standalone.wasm failed"
-        );
-        Components {
-            task_api: out.join("task_api.wasm"),
-            faulty: out.join("faulty_component.wasm"),
-            unprovided: out.join("unprovided_import.wasm"),
-            standalone: out.join("task_api_standalone.wasm"),
-            hello: out.join("hello_component.wasm"),
-        }
+    static FOUND: OnceLock<Components> = OnceLock::new();
+    FOUND.get_or_init(|| {
+        Components::from_env().unwrap_or_else(|reason| {
+            // Straight to stderr: libtest captures eprintln! output, and exit discards it.
+            let _ = writeln!(std::io::stderr(), "integration tests: {reason}");
+            std::process::exit(2)
+        })
     })
 }
 
