@@ -4,13 +4,14 @@
 //! Numbers only: no thresholds, so the same command serves for before/after comparisons on
 //! one machine.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use test_support::ServerChild;
 
 use crate::workspace_root;
 
@@ -23,6 +24,9 @@ const SEEDED_TASKS: usize = 100;
 struct Scenario {
     name: &'static str,
     path: &'static str,
+    /// Tasks created before the load starts.
+    seeded_tasks: usize,
+    /// The wrk Lua script that shapes each request, if it is not a plain `GET path`.
     script: Option<&'static str>,
 }
 
@@ -39,25 +43,26 @@ pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
     let work = root.join("target/bench");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let script = work.join("post.lua");
-    std::fs::write(&script, POST_SCRIPT)?;
     let duration = format!("{seconds}s");
 
     let scenarios = [
         Scenario {
             name: "GET /health",
             path: "/health",
+            seeded_tasks: 0,
             script: None,
         },
         Scenario {
             name: "GET /tasks (100 tasks)",
             path: "/tasks",
+            seeded_tasks: SEEDED_TASKS,
             script: None,
         },
         Scenario {
             name: "POST /tasks",
             path: "/tasks",
-            script: Some("post"),
+            seeded_tasks: 0,
+            script: Some(POST_SCRIPT),
         },
     ];
     println!(
@@ -74,30 +79,33 @@ pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
             "task-host --store memory",
             host_command(&host, &component, "memory"),
         ),
-        ("wasmtime serve -S keyvalue", wasmtime_command(&component)),
+        (
+            "wasmtime serve -S keyvalue",
+            test_support::wasmtime_serve(&component),
+        ),
     ];
     for (label, command) in servers {
-        measure_throughput(label, command, &scenarios, &duration, &script)?;
+        measure_throughput(label, command, &scenarios, &duration, &work)?;
     }
     measure_swaps(&root, &host, &work)
 }
 
-/// Runs every wrk scenario against one server.
+/// Runs every wrk scenario against one server; wrk's scripts are written to `work`.
 fn measure_throughput(
     label: &str,
     command: Command,
     scenarios: &[Scenario],
     duration: &str,
-    script: &Path,
+    work: &Path,
 ) -> anyhow::Result<()> {
     let server = Server::start(command, label)?;
     for scenario in scenarios {
-        if scenario.path == "/tasks" && scenario.script.is_none() {
-            server.seed(SEEDED_TASKS)?;
-        }
+        server.seed(scenario.seeded_tasks)?;
         let mut wrk = Command::new("wrk");
         wrk.args(WRK_ARGS).args(["-d", duration]);
-        if scenario.script.is_some() {
+        if let Some(source) = scenario.script {
+            let script = work.join("scenario.lua");
+            std::fs::write(&script, source)?;
             wrk.arg("-s").arg(script);
         }
         let report = wrk
@@ -130,7 +138,7 @@ fn measure_swaps(root: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
     let served = work.join("served.wasm");
     std::fs::copy(&versions[1].0, &served)?;
     let server = Server::start(host_command(host, &served, "memory"), "task-host --watch")?;
-    let addr = server.url.trim_start_matches("http://").to_owned();
+    let addr = server.child.addr();
     println!();
     println!("component swap: rename to first response from the new version (release task-host)");
     for swap in 0..SWAPS {
@@ -139,7 +147,7 @@ fn measure_swaps(root: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
         std::fs::copy(candidate, &temp)?;
         let renamed = Instant::now();
         std::fs::rename(&temp, &served)?;
-        while !get_root(&addr).is_ok_and(|body| body.contains(marker)) {
+        while !get_root(addr).is_ok_and(|body| body.contains(marker)) {
             if renamed.elapsed() > Duration::from_secs(30) {
                 bail!("swap {swap} was not served within 30 s");
             }
@@ -160,7 +168,7 @@ fn measure_swaps(root: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
 }
 
 /// `GET /` over a raw HTTP/1.0 connection: the body, or an error.
-fn get_root(addr: &str) -> std::io::Result<String> {
+fn get_root(addr: SocketAddr) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(addr)?;
     stream.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
     let mut response = String::new();
@@ -169,85 +177,29 @@ fn get_root(addr: &str) -> std::io::Result<String> {
 }
 
 fn host_command(host: &Path, component: &Path, store: &str) -> Command {
-    let mut command = Command::new(host);
+    let mut command = test_support::task_host_serve(Command::new(host));
     command
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--store",
-            store,
-            "--component",
-        ])
-        .arg(component);
-    command.env("RUST_LOG", "warn");
-    command
-}
-
-fn wasmtime_command(component: &Path) -> Command {
-    let mut command = Command::new("wasmtime");
-    command
-        .args([
-            "serve",
-            "-S",
-            "cli",
-            "-S",
-            "keyvalue",
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .arg(component);
+        .args(["--store", store, "--component"])
+        .arg(component)
+        .env("RUST_LOG", "warn");
     command
 }
 
 /// A server under load, killed on drop.
 struct Server {
-    child: Child,
+    child: ServerChild,
     url: String,
 }
 
 impl Server {
-    /// Starts `command` and reads its address from the startup line (task-host prints it on
-    /// stdout, wasmtime on stderr).
+    /// Starts `command` and reads its address from the startup line.
     fn start(mut command: Command, label: &str) -> anyhow::Result<Self> {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        let child = ServerChild::spawn(&mut command, std::io::sink())
             .with_context(|| format!("starting {label}"))?;
-        let (found, address) = std::sync::mpsc::channel();
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let found = found.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let addr = line
-                        .strip_prefix("listening on ")
-                        .or_else(|| line.strip_prefix("Serving HTTP on "));
-                    if let Some(addr) = addr {
-                        let _ = found.send(addr.trim_end_matches('/').to_owned());
-                    }
-                }
-            });
-        }
-        match address.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => Ok(Self { child, url }),
-            Err(_) => {
-                let _ = child.kill();
-                bail!("{label} printed no address")
-            }
-        }
+        Ok(Self {
+            url: format!("http://{}", child.addr()),
+            child,
+        })
     }
 
     fn seed(&self, tasks: usize) -> anyhow::Result<()> {
@@ -269,13 +221,6 @@ impl Server {
             }
         }
         Ok(())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

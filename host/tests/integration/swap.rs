@@ -188,12 +188,6 @@ async fn ten_swaps_under_load_drop_no_request() {
         !report.contains("Socket errors"),
         "connection errors:\n{report}"
     );
-    let rate: f64 = report
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("Requests/sec:"))
-        .and_then(|rate| rate.trim().parse().ok())
-        .expect("a request rate");
-    assert!(rate >= 200.0, "only {rate} requests/s");
 
     // Each switch may take the watcher's poll and settle time plus validation (compiling and
     // probing the candidate, reported in the log), and not a second more.

@@ -5,7 +5,8 @@
 //!   single-request effects are checked.
 //! - task_api_standalone.wasm with `--dir`: the kv-fs adapter makes the state real, so it
 //!   passes the same contract checks as task-host, in parallel instances and across restarts.
-//!   It runs as the README's command, whose pool flags live in [`STANDALONE_POOL`].
+//!   It runs as the README's command, whose pool flags live in
+//!   [`test_support::STANDALONE_POOL`].
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -14,7 +15,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::process::Command;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime};
@@ -27,6 +27,7 @@ use hyper_util::rt::TokioIo;
 use rustix::process::Signal;
 use serde_json::{Value, json};
 use task_api_limits::MAX_BODY_ENV;
+use test_support::{PLAIN_SERVE_ARGS, STANDALONE_SERVE_ARGS};
 use tokio::sync::{Barrier, watch};
 
 use crate::common::{
@@ -35,28 +36,16 @@ use crate::common::{
 };
 use crate::contract;
 
-/// `wasmtime serve -S cli -S keyvalue` on task_api.wasm, with `flags` before the component.
-fn wasmtime_serve(dir: &tempfile::TempDir, flags: &[&str]) -> ServerProcess {
-    let mut command = Command::new("wasmtime");
-    command
-        .args([
-            "serve",
-            "-S",
-            "cli",
-            "-S",
-            "keyvalue",
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .args(flags)
-        .arg(&components().task_api);
-    ServerProcess::spawn(command, dir.path(), "Serving HTTP on http://")
+/// The plain task_api.wasm under `wasmtime serve -S cli -S keyvalue`, logging into `dir`.
+fn plain(dir: &tempfile::TempDir) -> ServerProcess {
+    let command = test_support::wasmtime_serve(&components().task_api);
+    ServerProcess::spawn(command, dir.path())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stock_wasmtime_serve_answers_the_stateless_contract() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let server = wasmtime_serve(&dir, &[]);
+    let server = plain(&dir);
     let get = |path: &'static str| send_raw(server.addr, Method::GET, path, None);
 
     assert_eq!(
@@ -118,7 +107,7 @@ async fn stock_wasmtime_serve_answers_the_stateless_contract() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_oversized_upload_is_answered_then_let_go() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let server = wasmtime_serve(&dir, &[]);
+    let server = plain(&dir);
     // Past the limit, then silence with the connection held open. The component answers,
     // drains until its deadline and returns; wasmtime serve then closes the connection. With
     // no deadline the instance would wait for bytes that never come, and so would this read.
@@ -133,7 +122,8 @@ async fn env_sets_the_component_body_limit_under_stock_wasmtime_serve() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let limit = 8 << 20;
     let setting = format!("{MAX_BODY_ENV}={limit}");
-    let server = wasmtime_serve(&dir, &["--env", &setting]);
+    let command = test_support::wasmtime_serve_with(&["--env", &setting], &components().task_api);
+    let server = ServerProcess::spawn(command, dir.path());
     let title_len = 2 << 20;
     let created = post_long_title(server.addr, title_len).await.expect(200);
     assert_eq!(created["title"].as_str().map(str::len), Some(title_len));
@@ -143,41 +133,24 @@ async fn env_sets_the_component_body_limit_under_stock_wasmtime_serve() {
     );
 }
 
-/// The `-O` value of the README's `wasmtime serve` command for task_api_standalone.wasm; the
-/// README is checked to say exactly this.
-///
-/// wasmtime serve instantiates the component once per request, from a pooling allocator
-/// sized by default for 1,000 core instances, 1,000 memories and 1,000 tables in all. One
-/// instance of the composed component takes 7 core instances, 2 memories and 4 tables (the
-/// smallest totals that still serve a request), so the defaults hold only 142 requests at
-/// once, and the next one got an HTML 500 ("maximum concurrent limit of 1000 for core
-/// instances reached"). These totals hold 1,000 at once, the default limit on component
-/// instances, as the defaults do for a one-module component.
-const STANDALONE_POOL: &str =
-    "pooling-total-core-instances=7000,pooling-total-memories=2000,pooling-total-tables=4000";
-
-/// The README's command, `wasmtime serve -S cli --dir ./data::/data -O <STANDALONE_POOL>
-/// task_api_standalone.wasm`, run in `dir` and on an ephemeral port: the kv-fs adapter keeps
+/// The README's command for task_api_standalone.wasm, run in `dir`: the kv-fs adapter keeps
 /// the state in `dir/data`.
 fn standalone(dir: &tempfile::TempDir) -> ServerProcess {
     std::fs::create_dir_all(dir.path().join("data")).expect("a data dir");
-    let mut command = Command::new("wasmtime");
-    command
-        .current_dir(dir.path())
-        .args(["serve", "-S", "cli", "--dir", "./data::/data"])
-        .args(["-O", STANDALONE_POOL, "--addr", "127.0.0.1:0"])
-        .arg(&components().standalone);
-    ServerProcess::spawn(command, dir.path(), "Serving HTTP on http://")
+    let command = test_support::wasmtime_serve_standalone(&components().standalone, dir.path());
+    ServerProcess::spawn(command, dir.path())
 }
 
 #[test]
-fn the_readme_documents_the_command_these_tests_run() {
+fn the_readme_documents_the_commands_these_tests_run() {
     let readme = include_str!("../../../README.md");
-    let command = format!("wasmtime serve -S cli --dir ./data::/data -O {STANDALONE_POOL}");
-    assert!(
-        readme.contains(&command),
-        "README.md must show `{command}`: the tests run exactly that"
-    );
+    for args in [PLAIN_SERVE_ARGS, STANDALONE_SERVE_ARGS] {
+        let command = format!("wasmtime {}", args.join(" "));
+        assert!(
+            readme.contains(&command),
+            "README.md must show `{command}`: the tests run exactly that"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

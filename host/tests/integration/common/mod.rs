@@ -1,12 +1,12 @@
-//! Shared helpers: the real components (built once), in-process servers with a fresh store
-//! each, the `task-host` binary as a child process, and a JSON-aware HTTP client.
+//! Shared helpers: the real components (built by `cargo xtask test`), in-process servers with
+//! a fresh store each, the `task-host` binary as a child process, and a JSON-aware HTTP client.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,72 +19,20 @@ use task_host::config::Config;
 use task_host::kv::StoreSpec;
 use task_host::server::Server;
 use tempfile::TempDir;
+use test_support::{Components, ServerChild};
 
-/// The components the tests serve, built for wasm32-wasip2 in release.
-pub(crate) struct Components {
-    pub(crate) task_api: PathBuf,
-    pub(crate) faulty: PathBuf,
-    pub(crate) unprovided: PathBuf,
-    pub(crate) hello: PathBuf,
-    /// task_api.wasm plugged with the kv-fs adapter, for stock `wasmtime serve`.
-    pub(crate) standalone: PathBuf,
-}
-
-/// Builds every test component once per test binary, in its own target directory so it
-/// never waits on the `cargo test` that is running us.
+/// The components the tests serve, from the directory `cargo xtask test` built them in.
+///
+/// Without them no integration test can run, so the first test to ask ends the whole run
+/// with one line saying how to get them, rather than every test failing with it.
 pub(crate) fn components() -> &'static Components {
-    static BUILT: OnceLock<Components> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let target_dir = workspace.join("target/test-components");
-        let status = Command::new(env!("CARGO"))
-            .current_dir(&workspace)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--target-dir",
-            ])
-            .arg(&target_dir)
-            .args([
-                "-p",
-                "task-api",
-                "-p",
-                "faulty-component",
-                "-p",
-                "unprovided-import",
-                "-p",
-                "kv-fs",
-                "-p",
-                "hello-component",
-            ])
-            .status()
-            .expect("cargo can be run");
-        assert!(
-            status.success(),
-            "building the test components failed (is the wasm32-wasip2 target installed?)"
-        );
-        let out = target_dir.join("wasm32-wasip2/release");
-        let composed = Command::new(env!("CARGO"))
-            .current_dir(&workspace)
-            .args(["run", "--quiet", "--release", "-p", "xtask", "--target-dir"])
-            .arg(&target_dir)
-            .args(["--", "compose", "--dir"])
-            .arg(&out)
-            .status()
-            .expect("cargo can be run");
-        assert!(
-            composed.success(),
-            "composing task_api_standalone.wasm failed"
-        );
-        Components {
-            task_api: out.join("task_api.wasm"),
-            faulty: out.join("faulty_component.wasm"),
-            unprovided: out.join("unprovided_import.wasm"),
-            standalone: out.join("task_api_standalone.wasm"),
-            hello: out.join("hello_component.wasm"),
-        }
+    static FOUND: OnceLock<Components> = OnceLock::new();
+    FOUND.get_or_init(|| {
+        Components::from_env().unwrap_or_else(|reason| {
+            // Straight to stderr: libtest captures eprintln! output, and exit discards it.
+            let _ = writeln!(std::io::stderr(), "integration tests: {reason}");
+            std::process::exit(2)
+        })
     })
 }
 
@@ -342,17 +290,17 @@ pub(crate) fn host_command() -> Command {
 /// A server child process (`task-host serve` or `wasmtime serve`). Its output goes to a
 /// log file; on drop it is killed and, if the test failed, the log is printed.
 pub(crate) struct ServerProcess {
-    child: Child,
+    server: ServerChild,
     pub(crate) addr: SocketAddr,
     log: PathBuf,
 }
 
 impl ServerProcess {
-    /// Starts `task-host serve` with `flags` (plus `--addr 127.0.0.1:0`).
+    /// Starts `task-host serve` on an ephemeral port with `flags`.
     pub(crate) fn host<S: AsRef<std::ffi::OsStr>>(log_dir: &Path, flags: &[S]) -> Self {
-        let mut command = host_command();
-        command.args(["serve", "--addr", "127.0.0.1:0"]).args(flags);
-        Self::spawn(command, log_dir, "listening on http://")
+        let mut command = test_support::task_host_serve(host_command());
+        command.args(flags);
+        Self::spawn(command, log_dir)
     }
 
     /// Starts `task-host serve` on the faulty fixture with a memory store, plus `flags`.
@@ -363,51 +311,24 @@ impl ServerProcess {
         Self::host(log_dir, &all)
     }
 
-    /// Starts `command` and waits for the line, on stdout or stderr, that starts with
-    /// `announce` and goes on with the bound address.
-    pub(crate) fn spawn(mut command: Command, log_dir: &Path, announce: &'static str) -> Self {
+    /// Starts `command` and waits for its startup line.
+    pub(crate) fn spawn(mut command: Command, log_dir: &Path) -> Self {
         let log = log_dir.join(format!(
             "server-{}.log",
             LOG_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let file = Arc::new(Mutex::new(std::fs::File::create(&log).expect("a log file")));
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server starts");
-        let (found, address) = std::sync::mpsc::channel();
-        let stdout = child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
-        let stderr = child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
-        for stream in [stdout, stderr].into_iter().flatten() {
-            let (file, found) = (Arc::clone(&file), found.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.strip_prefix(announce) {
-                        let _ = found.send(addr.trim_end_matches('/').to_owned());
-                    }
-                    let _ = writeln!(file.lock().unwrap_or_else(|e| e.into_inner()), "{line}");
-                }
-            });
-        }
-        let addr = address
-            .recv_timeout(Duration::from_secs(120))
-            .ok()
-            .and_then(|addr| addr.parse().ok());
-        let Some(addr) = addr else {
-            let _ = child.kill();
+        let file = std::fs::File::create(&log).expect("a log file");
+        let server = ServerChild::spawn(&mut command, file).unwrap_or_else(|error| {
             panic!(
-                "no {announce:?} line; log:\n{}",
+                "{command:?}: {error}; log:\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        Self { child, addr, log }
+            )
+        });
+        Self {
+            addr: server.addr(),
+            server,
+            log,
+        }
     }
 
     /// A client for this server.
@@ -417,7 +338,7 @@ impl ServerProcess {
 
     /// Sends `signal` (`Signal::TERM`, `Signal::KILL`, ...).
     pub(crate) fn signal(&self, signal: Signal) {
-        let pid = i32::try_from(self.child.id())
+        let pid = i32::try_from(self.server.id())
             .ok()
             .and_then(Pid::from_raw)
             .expect("a valid pid");
@@ -428,7 +349,7 @@ impl ServerProcess {
     pub(crate) fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.child.try_wait().expect("waitpid works") {
+            if let Some(status) = self.server.try_wait().expect("waitpid works") {
                 return status;
             }
             assert!(
@@ -476,8 +397,6 @@ static LOG_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!("--- server log ---\n{}", self.log_text());
         }
