@@ -77,8 +77,8 @@ impl Handler {
         &self,
         request: Request<Incoming>,
     ) -> Result<Response<ResponseBody>, Infallible> {
-        self.metrics.request_started();
         let exchange = Exchange {
+            _in_flight: self.metrics.request_started(),
             metrics: Arc::clone(&self.metrics),
             request_id: self.next_request_id(),
             method: request.method().clone(),

@@ -217,14 +217,15 @@ impl Metrics {
         text
     }
 
-    /// A request arrived.
-    pub(crate) fn request_started(&self) {
+    /// A request arrived; it counts as in flight until the mark is dropped, which also
+    /// covers a request whose client went away before any answer.
+    pub(crate) fn request_started(&self) -> InFlight {
         self.in_flight.inc();
+        InFlight(self.in_flight.clone())
     }
 
     /// A request's answer is over.
     pub(crate) fn request_finished(&self, method: &Method, status: u16, took: Duration) {
-        self.in_flight.dec();
         let labels = RequestLabels {
             method: method_label(method),
             status: match status {
@@ -312,6 +313,16 @@ impl Metrics {
     }
 }
 
+/// A request in flight, from [`Metrics::request_started`] until dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// A method as a label: the common ones by name, anything else as `other`, so that clients
 /// cannot mint series.
 fn method_label(method: &Method) -> &'static str {
@@ -334,7 +345,7 @@ mod tests {
     #[test]
     fn a_scrape_names_every_family_with_the_prefix() {
         let metrics = Metrics::default();
-        metrics.request_started();
+        drop(metrics.request_started());
         metrics.request_finished(
             &Method::from_bytes(b"BREW").expect("a method"),
             418,

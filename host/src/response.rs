@@ -24,7 +24,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use std::sync::Arc;
 
 use crate::failure::Failure;
-use crate::metrics::{Metrics, Phase};
+use crate::metrics::{InFlight, Metrics, Phase};
 
 /// The guest still running behind a response whose head is out.
 pub(crate) struct RunningGuest {
@@ -41,6 +41,8 @@ pub(crate) struct RunningGuest {
 pub(crate) struct Exchange {
     /// Where the request is counted.
     pub(crate) metrics: Arc<Metrics>,
+    /// Counts the request in flight until the exchange is over.
+    pub(crate) _in_flight: InFlight,
     /// The request id, also in the `x-request-id` header.
     pub(crate) request_id: u64,
     /// The request method.
@@ -212,6 +214,7 @@ impl Drop for ResponseBody {
         };
         let Exchange {
             ref metrics,
+            _in_flight: _,
             request_id,
             ref method,
             ref path,
