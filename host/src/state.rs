@@ -6,7 +6,10 @@ use std::sync::Arc;
 use task_api_limits::MAX_BODY_ENV;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+    WasiHttpView,
+};
 
 use crate::guest_log::GuestOutput;
 use crate::kv::Backend;
@@ -19,6 +22,7 @@ pub(crate) struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     kv: Arc<dyn Backend>,
+    outgoing: DenyOutgoing,
     /// The store's limiter: the cap on the guest's linear memory.
     pub(crate) limits: Limiter,
 }
@@ -43,6 +47,7 @@ impl HostState {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             kv,
+            outgoing: DenyOutgoing,
             limits: Limiter::new(max_memory),
         }
     }
@@ -67,7 +72,34 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.outgoing,
         }
     }
 }
+
+/// `wasi:http/outgoing-handler`, as this host implements it: every request is refused with
+/// `HTTP-request-denied`. Guests get no network; the interface is linked so that components
+/// importing it (as wasi:http/proxy ones may) still load.
+#[derive(Debug, Default)]
+pub(crate) struct DenyOutgoing;
+
+impl WasiHttpHooks for DenyOutgoing {
+    fn send_request(
+        &mut self,
+        request: hyper::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _sent: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = OutgoingResult> + Send> {
+        tracing::info!(uri = %request.uri(), "outgoing HTTP request denied");
+        Box::new(std::future::ready(Err(HttpError::HttpRequestDenied)))
+    }
+}
+
+/// What [`WasiHttpHooks::send_request`] resolves to.
+type OutgoingResult = Result<
+    (
+        hyper::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+>;

@@ -15,6 +15,16 @@ async fn assert_still_serving(server: &TestServer) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn guests_get_no_network_outgoing_requests_are_denied() {
+    let server = TestServer::faulty(|_| {}).await;
+    assert_eq!(
+        server.get("/outgoing").await.expect(200),
+        json!({ "outgoing": "denied" })
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_trap_is_a_500_and_the_host_keeps_serving() {
     let server = TestServer::faulty(|_| {}).await;
     assert_eq!(

@@ -9,6 +9,7 @@
 //! | `/loop`       | spins forever                                     | 504         |
 //! | `/alloc`      | allocates until linear memory is exhausted        | 500         |
 //! | `/slow?ms=N`  | sleeps N milliseconds, then answers 200           | 200         |
+//! | `/outgoing`   | tries an outgoing HTTP request to 127.0.0.1:9, answers what happened | 200 `{"outgoing":"denied"}` under task-host |
 //! | `/partial?then=F` | sends a 200 head and part of a body, then fails as `F` says: `trap`, `loop`, `alloc` or `sleep` (an hour) | the body is cut off |
 //! | `/health`     | answers 500: a reload candidate that must be refused | 500      |
 //! | anything else | answers 200 `{"component":"faulty"}`              | 200         |
@@ -17,8 +18,10 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use wasip2::exports::http::incoming_handler::Guest;
+use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+    ErrorCode, Fields, IncomingRequest, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
 };
 
 /// The exported handler.
@@ -40,12 +43,37 @@ impl Guest for Faulty {
                 respond(response_out, 200, br#"{"slept":true}"#);
             }
             "/health" => respond(response_out, 500, br#"{"status":"unhealthy"}"#),
+            "/outgoing" => {
+                let body = format!(r#"{{"outgoing":"{}"}}"#, try_outgoing());
+                respond(response_out, 200, body.as_bytes());
+            }
             "/partial" => {
                 let then = path.split_once("then=").map_or("", |(_, then)| then);
                 fail_after_head(response_out, then);
             }
             _ => respond(response_out, 200, br#"{"component":"faulty"}"#),
         }
+    }
+}
+
+/// Sends `GET http://127.0.0.1:9/` and says how it went: `denied` if the host refused it,
+/// `sent` if a response came, or the error code otherwise.
+fn try_outgoing() -> String {
+    let request = OutgoingRequest::new(Fields::new());
+    let _ = request.set_scheme(Some(&Scheme::Http));
+    let _ = request.set_authority(Some("127.0.0.1:9"));
+    let _ = request.set_path_with_query(Some("/"));
+    let future = match outgoing_handler::handle(request, None) {
+        Ok(future) => future,
+        Err(ErrorCode::HttpRequestDenied) => return "denied".to_owned(),
+        Err(code) => return format!("{code:?}"),
+    };
+    future.subscribe().block();
+    match future.get() {
+        Some(Ok(Ok(_))) => "sent".to_owned(),
+        Some(Ok(Err(ErrorCode::HttpRequestDenied))) => "denied".to_owned(),
+        Some(Ok(Err(code))) => format!("{code:?}"),
+        Some(Err(())) | None => "unknown".to_owned(),
     }
 }
 
