@@ -63,7 +63,6 @@ RUN --mount=type=cache,id=task-api-target-wasm,target=/src/target \
 # toolchain (wasmtime and ring compile C), so amd64 and arm64 build the same way without QEMU.
 FROM base AS host-builder
 ARG CARGO_PROFILE=release
-ARG HOST_FEATURES=""
 ARG TARGETARCH
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-pip \
@@ -77,7 +76,7 @@ RUN --mount=type=cache,id=task-api-target-host,target=/src/target \
       arm64) triple=aarch64-unknown-linux-musl ;; \
       *) echo "unsupported TARGETARCH: $TARGETARCH" >&2; exit 1 ;; \
     esac \
- && cargo zigbuild --locked --profile "$CARGO_PROFILE" --target "$triple" -p task-host --features "$HOST_FEATURES" \
+ && cargo zigbuild --locked --profile "$CARGO_PROFILE" --target "$triple" -p task-host \
  && dir=$([ "$CARGO_PROFILE" = dev ] && echo debug || echo "$CARGO_PROFILE") \
  && mkdir -p /out \
  && cp "target/$triple/$dir/task-host" /out/task-host \
