@@ -2,14 +2,16 @@
 //! every machine and in CI.
 //!
 //! - `cargo xtask build` builds every shipped artifact in release: the components for
-//!   wasm32-wasip2 (task-api, the hello example, the kv-fs adapter), the composed
+//!   wasm32-wasip2 that `[workspace.metadata.task-api]` lists ([`workspace`]), the composed
 //!   `task_api_standalone.wasm` ([`compose`]), and the `task-host` binary.
+//! - `cargo xtask wasm` builds just the components, in any profile, and can copy them into one
+//!   directory: the Dockerfile builds them this way ([`wasm`]).
 //! - `cargo xtask compose` redoes just the composition.
-//! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile, formatting,
-//!   clippy on the host and wasm targets, all tests (component unit tests, host unit and
-//!   integration tests, the stock `wasmtime serve` tests), then [`docker::e2e`]: every
-//!   Dockerfile target built and checked against the real engine.
-//!
+//! - `cargo xtask lint`: formatting, and clippy on the host and wasm targets, warnings denied.
+//! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile, the lints, all
+//!   tests (component unit tests, host unit and integration tests, the stock `wasmtime serve`
+//!   tests), then [`docker::e2e`]: every Dockerfile target built and checked against the real
+//!   engine.
 //! - `cargo xtask docker` runs just the Docker end-to-end check.
 //! - `cargo xtask bench` builds in release and prints throughput and latency under `wrk`
 //!   load on 127.0.0.1, for task-host (redb, memory) and stock `wasmtime serve`.
@@ -24,26 +26,13 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
+use crate::workspace::Workspace;
+
 mod bench;
 mod compose;
 mod docker;
-
-/// Components built for wasm32-wasip2: what ships, and the fixtures tests serve.
-const COMPONENTS: &[&str] = &[
-    "task-api",
-    "hello-component",
-    "kv-fs",
-    "faulty-component",
-    "unprovided-import",
-];
-/// The components that ship (the others are test fixtures).
-const SHIPPED_COMPONENTS: &[(&str, &str)] = &[
-    ("task-api", "task_api"),
-    ("hello-component", "hello_component"),
-    ("kv-fs", "kv_fs"),
-];
-/// Where release components land.
-const WASM_RELEASE_DIR: &str = "target/wasm32-wasip2/release";
+mod wasm;
+mod workspace;
 
 /// Build, test and benchmark commands for task-api.
 #[derive(Parser)]
@@ -57,7 +46,21 @@ struct Cli {
 enum Task {
     /// Build every artifact in release.
     Build,
-    /// Run formatting, lints and every test, then the Docker end-to-end check.
+    /// Build the wasm components and compose task_api_standalone.wasm.
+    Wasm {
+        /// The cargo profile to build with (release, dev, or one of Cargo.toml's).
+        #[arg(long, default_value = "release")]
+        profile: String,
+        /// Also build the components only the tests serve.
+        #[arg(long)]
+        test_components: bool,
+        /// Copy the built .wasm files into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check formatting and run clippy on the host and wasm32-wasip2, warnings denied.
+    Lint,
+    /// Run the lints and every test, then the Docker end-to-end check.
     Test {
         /// Skip the Docker end-to-end check (it needs a Docker engine and builds every image).
         #[arg(long)]
@@ -66,8 +69,9 @@ enum Task {
     /// Compose task_api_standalone.wasm from already-built components.
     Compose {
         /// Directory holding task_api.wasm and kv_fs.wasm; the result is written there too.
-        #[arg(long, default_value = WASM_RELEASE_DIR)]
-        dir: PathBuf,
+        /// Default: the release directory of the wasm32-wasip2 target.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Build every Dockerfile target and check the images against the real engine.
     Docker,
@@ -83,8 +87,17 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let result = match Cli::parse().task {
         Task::Build => build(),
+        Task::Wasm {
+            profile,
+            test_components,
+            out,
+        } => build_wasm(&profile, test_components, out.as_deref()),
+        Task::Lint => lint(),
         Task::Test { no_docker } => test(no_docker),
-        Task::Compose { dir } => compose_standalone(&workspace_root().join(dir)),
+        Task::Compose { dir } => Workspace::load().and_then(|workspace| {
+            let dir = dir.unwrap_or_else(|| workspace.wasm_dir("release"));
+            compose::standalone(&workspace_root().join(dir))
+        }),
         Task::Docker => docker::e2e(),
         Task::Bench { seconds } => build().and_then(|()| {
             require("wrk", "apt-get install wrk")?;
@@ -104,44 +117,64 @@ fn main() -> ExitCode {
 }
 
 fn build() -> anyhow::Result<()> {
-    let mut components = vec!["build", "--release", "--target", "wasm32-wasip2"];
-    components.extend(
-        SHIPPED_COMPONENTS
-            .iter()
-            .flat_map(|(package, _)| ["-p", *package]),
-    );
-    cargo("components for wasm32-wasip2", &components)?;
-    compose_standalone(&workspace_root().join(WASM_RELEASE_DIR))?;
+    let workspace = Workspace::load()?;
+    let mut artifacts = wasm::build(&workspace, "release", false)?;
     cargo("task-host", &["build", "--release", "-p", "task-host"])?;
+    artifacts.push(workspace.target_dir.join("release/task-host"));
+    print_sizes(&artifacts)
+}
+
+fn build_wasm(profile: &str, test_components: bool, out: Option<&Path>) -> anyhow::Result<()> {
+    let workspace = Workspace::load()?;
+    let built = wasm::build(&workspace, profile, test_components)?;
+    match out {
+        Some(out) => print_sizes(&wasm::copy_to(&built, &workspace_root().join(out))?),
+        None => print_sizes(&built),
+    }
+}
+
+/// Prints each file's size and path, failing on one that was not built.
+fn print_sizes(files: &[PathBuf]) -> anyhow::Result<()> {
     let root = workspace_root();
-    let mut artifacts: Vec<PathBuf> = SHIPPED_COMPONENTS
-        .iter()
-        .map(|(_, file)| *file)
-        .chain(["task_api_standalone"])
-        .map(|file| root.join(format!("{WASM_RELEASE_DIR}/{file}.wasm")))
-        .collect();
-    artifacts.push(root.join("target/release/task-host"));
-    for artifact in artifacts {
-        let size = std::fs::metadata(&artifact)
-            .with_context(|| format!("{} was not built", artifact.display()))?
+    for file in files {
+        let size = std::fs::metadata(file)
+            .with_context(|| format!("{} was not built", file.display()))?
             .len();
         println!(
             "{:>10}  {}",
             format_size(size),
-            artifact.strip_prefix(&root).unwrap_or(&artifact).display()
+            file.strip_prefix(&root).unwrap_or(file).display()
         );
     }
     Ok(())
 }
 
-/// Composes `task_api_standalone.wasm` from task_api.wasm and kv_fs.wasm in `dir`.
-fn compose_standalone(dir: &Path) -> anyhow::Result<()> {
-    eprintln!("==> compose: task_api.wasm + kv_fs.wasm -> task_api_standalone.wasm");
-    compose::plug(
-        &dir.join("task_api.wasm"),
-        &dir.join("kv_fs.wasm"),
-        &dir.join("task_api_standalone.wasm"),
-    )
+/// Formatting, then clippy with warnings denied: every target of the workspace on the host,
+/// and every component for wasm32-wasip2.
+fn lint() -> anyhow::Result<()> {
+    let workspace = Workspace::load()?;
+    cargo("formatting", &["fmt", "--all", "--check"])?;
+    cargo(
+        "clippy (host)",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    let mut wasm_clippy = vec!["clippy", "--target", wasm::TARGET];
+    for component in workspace
+        .components
+        .iter()
+        .chain(&workspace.test_components)
+    {
+        wasm_clippy.extend(["-p", component.package.as_str()]);
+    }
+    wasm_clippy.extend(["--", "-D", "warnings"]);
+    cargo(&format!("clippy ({})", wasm::TARGET), &wasm_clippy)
 }
 
 fn test(no_docker: bool) -> anyhow::Result<()> {
@@ -162,22 +195,7 @@ fn test(no_docker: bool) -> anyhow::Result<()> {
     if !status.success() {
         bail!("hadolint found problems in the Dockerfile");
     }
-    cargo("formatting", &["fmt", "--all", "--check"])?;
-    cargo(
-        "clippy (host)",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    let mut wasm_clippy = vec!["clippy", "--target", "wasm32-wasip2"];
-    wasm_clippy.extend(COMPONENTS.iter().flat_map(|package| ["-p", *package]));
-    wasm_clippy.extend(["--", "-D", "warnings"]);
-    cargo("clippy (wasm32-wasip2)", &wasm_clippy)?;
+    lint()?;
     cargo_test(&["test", "--workspace"])?;
     if no_docker {
         eprintln!("==> docker: skipped (--no-docker)");
