@@ -16,7 +16,9 @@
 //! - `cargo xtask bench` builds in release and prints throughput and latency under `wrk`
 //!   load on 127.0.0.1, for task-host (redb, memory) and stock `wasmtime serve`.
 //!
-//! Each step prints a `==>` header and the whole run stops at the first failure.
+//! The commands that compile first add the targets `rust-toolchain.toml` names, if the
+//! toolchain lacks them ([`toolchain`]). Each step prints a `==>` header and the whole run
+//! stops at the first failure.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ use crate::workspace::Workspace;
 mod bench;
 mod compose;
 mod docker;
+mod toolchain;
 mod wasm;
 mod workspace;
 
@@ -92,7 +95,7 @@ fn main() -> ExitCode {
             test_components,
             out,
         } => build_wasm(&profile, test_components, out.as_deref()),
-        Task::Lint => lint(),
+        Task::Lint => toolchain::ensure_targets().and_then(|()| lint()),
         Task::Test { no_docker } => test(no_docker),
         Task::Compose { dir } => Workspace::load().and_then(|workspace| {
             let dir = dir.unwrap_or_else(|| workspace.wasm_dir("release"));
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
 }
 
 fn build() -> anyhow::Result<()> {
+    toolchain::ensure_targets()?;
     let workspace = Workspace::load()?;
     let mut artifacts = wasm::build(&workspace, "release", false)?;
     cargo("task-host", &["build", "--release", "-p", "task-host"])?;
@@ -125,6 +129,7 @@ fn build() -> anyhow::Result<()> {
 }
 
 fn build_wasm(profile: &str, test_components: bool, out: Option<&Path>) -> anyhow::Result<()> {
+    toolchain::ensure_targets()?;
     let workspace = Workspace::load()?;
     let built = wasm::build(&workspace, profile, test_components)?;
     match out {
@@ -187,6 +192,7 @@ fn test(no_docker: bool) -> anyhow::Result<()> {
         "wrk",
         "apt-get install wrk (the component-swap test loads the host with it)",
     )?;
+    toolchain::ensure_targets()?;
     eprintln!("==> hadolint Dockerfile");
     let status = Command::new("hadolint")
         .arg("Dockerfile")
