@@ -38,7 +38,7 @@ pub(super) fn check(tag: &str, work: &Path) -> anyhow::Result<()> {
         "the host build step was not CACHED:\n{log}"
     );
     ensure!(
-        !cached("[component-builder", "cargo build")?,
+        !cached("[component-builder", "xtask wasm")?,
         "the component was not rebuilt:\n{log}"
     );
     docker(&["rmi", tag])?;

@@ -1,4 +1,4 @@
-//! The images' sizes, printed for the README, with a ceiling for production.
+//! The images' sizes, printed for the README, with a ceiling for the two that have one.
 
 use anyhow::ensure;
 
@@ -7,14 +7,17 @@ use super::harness::docker;
 
 /// The production image must stay under this many bytes, uncompressed.
 const MAX_PRODUCTION_BYTES: u64 = 30_000_000;
+/// The development image must stay under this many bytes: the toolchain, the component's
+/// prebuilt dependencies and the release task-host, never a debug wasmtime.
+const MAX_DEVELOPMENT_BYTES: u64 = 1_500_000_000;
 
-/// Prints every image's uncompressed size and checks production's ceiling.
+/// Prints every image's uncompressed size and checks the ceilings.
 pub(super) fn print_and_check(tags: &Tags) -> anyhow::Result<()> {
     println!("image sizes (uncompressed, docker image inspect):");
     for (tag, ceiling) in [
         (&tags.prod, Some(MAX_PRODUCTION_BYTES)),
         (&tags.arm64, None),
-        (&tags.dev, None),
+        (&tags.dev, Some(MAX_DEVELOPMENT_BYTES)),
         (&tags.test, None),
         (&tags.builder, None),
     ] {
