@@ -8,8 +8,21 @@ use anyhow::{Context as _, ensure};
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions};
 
+/// The component whose `wasi:keyvalue` imports are plugged.
+pub(crate) const SOCKET: &str = "task_api.wasm";
+/// The kv-fs adapter, which exports `wasi:keyvalue`.
+pub(crate) const PLUG: &str = "kv_fs.wasm";
+/// The composition, for stock `wasmtime serve`.
+pub(crate) const STANDALONE: &str = "task_api_standalone.wasm";
+
+/// Composes [`STANDALONE`] from [`SOCKET`] and [`PLUG`], all in `dir`.
+pub(crate) fn standalone(dir: &Path) -> anyhow::Result<()> {
+    eprintln!("==> compose: {SOCKET} + {PLUG} -> {STANDALONE}");
+    plug(&dir.join(SOCKET), &dir.join(PLUG), &dir.join(STANDALONE))
+}
+
 /// Plugs every import of `socket` that `plug` exports, and writes the composition to `out`.
-pub(crate) fn plug(socket: &Path, plug: &Path, out: &Path) -> anyhow::Result<()> {
+fn plug(socket: &Path, plug: &Path, out: &Path) -> anyhow::Result<()> {
     let mut graph = CompositionGraph::new();
     let socket_package = Package::from_file("task-api:app", None, socket, graph.types_mut())
         .with_context(|| format!("reading {}", socket.display()))?;

@@ -2,21 +2,26 @@
 //! every machine and in CI.
 //!
 //! - `cargo xtask build` builds every shipped artifact in release: the components for
-//!   wasm32-wasip2 (task-api, the hello example, the kv-fs adapter), the composed
+//!   wasm32-wasip2 that `[workspace.metadata.task-api]` lists ([`workspace`]), the composed
 //!   `task_api_standalone.wasm` ([`compose`]), and the `task-host` binary.
+//! - `cargo xtask wasm` builds just the components, in any profile, and can copy them into one
+//!   directory: the Dockerfile builds them this way ([`wasm`]).
 //! - `cargo xtask compose` redoes just the composition.
-//! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile, formatting,
-//!   clippy on the host and wasm targets, all tests (component unit tests, host unit and
-//!   integration tests, the stock `wasmtime serve` tests), then [`docker::e2e`]: every
-//!   Dockerfile target built and checked against the real engine. The integration tests
-//!   serve components this step builds first; `cargo test` finds them through
-//!   [`test_support::COMPONENTS_ENV`] and never calls back into xtask.
-//!
+//! - `cargo xtask lint`: formatting, and clippy on the host and wasm targets, warnings denied.
+//! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile, the lints, all
+//!   tests (component unit tests, host unit and integration tests, the stock `wasmtime serve`
+//!   tests), then [`docker::e2e`]: every Dockerfile target built and checked against the real
+//!   engine. The integration tests serve components this step builds first; `cargo test`
+//!   finds them through [`test_support::COMPONENTS_ENV`] and never calls back into xtask.
+//!   `--cargo-only` is the Docker `test` stage's share: the lints and the tests but the stock
+//!   `wasmtime serve` ones, with no Docker and no hadolint.
 //! - `cargo xtask docker` runs just the Docker end-to-end check.
 //! - `cargo xtask bench` builds in release and prints throughput and latency under `wrk`
 //!   load on 127.0.0.1, for task-host (redb, memory) and stock `wasmtime serve`.
 //!
-//! Each step prints a `==>` header and the whole run stops at the first failure.
+//! The commands that compile first add the targets `rust-toolchain.toml` names, if the
+//! toolchain lacks them ([`toolchain`]). Each step prints a `==>` header and the whole run
+//! stops at the first failure.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -25,28 +30,17 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+
 use test_support::COMPONENTS_ENV;
+
+use crate::workspace::Workspace;
 
 mod bench;
 mod compose;
 mod docker;
-
-/// Components built for wasm32-wasip2: what ships, and the fixtures tests serve.
-const COMPONENTS: &[&str] = &[
-    "task-api",
-    "hello-component",
-    "kv-fs",
-    "faulty-component",
-    "unprovided-import",
-];
-/// The components that ship (the others are test fixtures).
-const SHIPPED_COMPONENTS: &[(&str, &str)] = &[
-    ("task-api", "task_api"),
-    ("hello-component", "hello_component"),
-    ("kv-fs", "kv_fs"),
-];
-/// Where release components land.
-const WASM_RELEASE_DIR: &str = "target/wasm32-wasip2/release";
+mod toolchain;
+mod wasm;
+mod workspace;
 
 /// Build, test and benchmark commands for task-api.
 #[derive(Parser)]
@@ -60,22 +54,36 @@ struct Cli {
 enum Task {
     /// Build every artifact in release.
     Build,
-    /// Run formatting, lints and every test, then the Docker end-to-end check.
+    /// Build the wasm components and compose task_api_standalone.wasm.
+    Wasm {
+        /// The cargo profile to build with (release, dev, or one of Cargo.toml's).
+        #[arg(long, default_value = "release")]
+        profile: String,
+        /// Also build the components only the tests serve.
+        #[arg(long)]
+        test_components: bool,
+        /// Copy the built .wasm files into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check formatting and run clippy on the host and wasm32-wasip2, warnings denied.
+    Lint,
+    /// Run the lints and every test, then the Docker end-to-end check.
     Test {
         /// Skip the Docker end-to-end check (it needs a Docker engine and builds every image).
         #[arg(long)]
         no_docker: bool,
-        /// Run only what needs no tool but cargo and wrk: formatting, clippy and every test
-        /// except the stock `wasmtime serve` ones; no hadolint, no Docker. The Dockerfile's
-        /// test stage runs this.
+        /// Only what cargo can check, for the Docker `test` stage: the lints and every test
+        /// but the stock `wasmtime serve` ones; no hadolint, no Docker.
         #[arg(long)]
         cargo_only: bool,
     },
     /// Compose task_api_standalone.wasm from already-built components.
     Compose {
         /// Directory holding task_api.wasm and kv_fs.wasm; the result is written there too.
-        #[arg(long, default_value = WASM_RELEASE_DIR)]
-        dir: PathBuf,
+        /// Default: the release directory of the wasm32-wasip2 target.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Build every Dockerfile target and check the images against the real engine.
     Docker,
@@ -91,11 +99,20 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let result = match Cli::parse().task {
         Task::Build => build(),
+        Task::Wasm {
+            profile,
+            test_components,
+            out,
+        } => build_wasm(&profile, test_components, out.as_deref()),
+        Task::Lint => toolchain::ensure_targets().and_then(|()| lint()),
         Task::Test {
             no_docker,
             cargo_only,
         } => test(no_docker, cargo_only),
-        Task::Compose { dir } => compose_standalone(&workspace_root().join(dir)),
+        Task::Compose { dir } => Workspace::load().and_then(|workspace| {
+            let dir = dir.unwrap_or_else(|| workspace.wasm_dir("release"));
+            compose::standalone(&workspace_root().join(dir))
+        }),
         Task::Docker => docker::e2e(),
         Task::Bench { seconds } => build().and_then(|()| {
             require("wrk", "apt-get install wrk")?;
@@ -115,44 +132,66 @@ fn main() -> ExitCode {
 }
 
 fn build() -> anyhow::Result<()> {
-    let mut components = vec!["build", "--release", "--target", "wasm32-wasip2"];
-    components.extend(
-        SHIPPED_COMPONENTS
-            .iter()
-            .flat_map(|(package, _)| ["-p", *package]),
-    );
-    cargo("components for wasm32-wasip2", &components)?;
-    compose_standalone(&workspace_root().join(WASM_RELEASE_DIR))?;
+    toolchain::ensure_targets()?;
+    let workspace = Workspace::load()?;
+    let mut artifacts = wasm::build(&workspace, "release", false)?;
     cargo("task-host", &["build", "--release", "-p", "task-host"])?;
+    artifacts.push(workspace.target_dir.join("release/task-host"));
+    print_sizes(&artifacts)
+}
+
+fn build_wasm(profile: &str, test_components: bool, out: Option<&Path>) -> anyhow::Result<()> {
+    toolchain::ensure_targets()?;
+    let workspace = Workspace::load()?;
+    let built = wasm::build(&workspace, profile, test_components)?;
+    match out {
+        Some(out) => print_sizes(&wasm::copy_to(&built, &workspace_root().join(out))?),
+        None => print_sizes(&built),
+    }
+}
+
+/// Prints each file's size and path, failing on one that was not built.
+fn print_sizes(files: &[PathBuf]) -> anyhow::Result<()> {
     let root = workspace_root();
-    let mut artifacts: Vec<PathBuf> = SHIPPED_COMPONENTS
-        .iter()
-        .map(|(_, file)| *file)
-        .chain(["task_api_standalone"])
-        .map(|file| root.join(format!("{WASM_RELEASE_DIR}/{file}.wasm")))
-        .collect();
-    artifacts.push(root.join("target/release/task-host"));
-    for artifact in artifacts {
-        let size = std::fs::metadata(&artifact)
-            .with_context(|| format!("{} was not built", artifact.display()))?
+    for file in files {
+        let size = std::fs::metadata(file)
+            .with_context(|| format!("{} was not built", file.display()))?
             .len();
         println!(
             "{:>10}  {}",
             format_size(size),
-            artifact.strip_prefix(&root).unwrap_or(&artifact).display()
+            file.strip_prefix(&root).unwrap_or(file).display()
         );
     }
     Ok(())
 }
 
-/// Composes `task_api_standalone.wasm` from task_api.wasm and kv_fs.wasm in `dir`.
-fn compose_standalone(dir: &Path) -> anyhow::Result<()> {
-    eprintln!("==> compose: task_api.wasm + kv_fs.wasm -> task_api_standalone.wasm");
-    compose::plug(
-        &dir.join("task_api.wasm"),
-        &dir.join("kv_fs.wasm"),
-        &dir.join("task_api_standalone.wasm"),
-    )
+/// Formatting, then clippy with warnings denied: every target of the workspace on the host,
+/// and every component for wasm32-wasip2.
+fn lint() -> anyhow::Result<()> {
+    let workspace = Workspace::load()?;
+    cargo("formatting", &["fmt", "--all", "--check"])?;
+    cargo(
+        "clippy (host)",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    let mut wasm_clippy = vec!["clippy", "--target", wasm::TARGET];
+    for component in workspace
+        .components
+        .iter()
+        .chain(&workspace.test_components)
+    {
+        wasm_clippy.extend(["-p", component.package.as_str()]);
+    }
+    wasm_clippy.extend(["--", "-D", "warnings"]);
+    cargo(&format!("clippy ({})", wasm::TARGET), &wasm_clippy)
 }
 
 fn test(no_docker: bool, cargo_only: bool) -> anyhow::Result<()> {
@@ -160,6 +199,7 @@ fn test(no_docker: bool, cargo_only: bool) -> anyhow::Result<()> {
         "wrk",
         "apt-get install wrk (the component-swap test loads the host with it)",
     )?;
+    toolchain::ensure_targets()?;
     if !cargo_only {
         require(
             "wasmtime",
@@ -175,22 +215,7 @@ fn test(no_docker: bool, cargo_only: bool) -> anyhow::Result<()> {
             bail!("hadolint found problems in the Dockerfile");
         }
     }
-    cargo("formatting", &["fmt", "--all", "--check"])?;
-    cargo(
-        "clippy (host)",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    let mut wasm_clippy = vec!["clippy", "--target", "wasm32-wasip2"];
-    wasm_clippy.extend(COMPONENTS.iter().flat_map(|package| ["-p", *package]));
-    wasm_clippy.extend(["--", "-D", "warnings"]);
-    cargo("clippy (wasm32-wasip2)", &wasm_clippy)?;
+    lint()?;
     let components = test_components()?;
     let mut tests = vec!["test", "--workspace"];
     if cargo_only {
@@ -204,44 +229,16 @@ fn test(no_docker: bool, cargo_only: bool) -> anyhow::Result<()> {
     docker::e2e()
 }
 
-/// Builds every component in release and composes task_api_standalone.wasm, in a directory
-/// of the tests' own: the workspace's `target/test-components`, even when `CARGO_TARGET_DIR`
-/// is shared with other checkouts, so that no other build replaces a component mid-run.
+/// Builds every component, fixtures included, in release and composes
+/// task_api_standalone.wasm, then copies them into a directory of the tests' own: the
+/// workspace's `target/test-components`, even when `CARGO_TARGET_DIR` is shared with other
+/// checkouts, so that no other build replaces a component mid-run.
 fn test_components() -> anyhow::Result<PathBuf> {
-    let mut build = vec!["build", "--release", "--target", "wasm32-wasip2"];
-    build.extend(COMPONENTS.iter().flat_map(|package| ["-p", *package]));
-    cargo("test components", &build)?;
-    let built = target_dir()?.join("wasm32-wasip2/release");
+    let workspace = Workspace::load()?;
+    let built = wasm::build(&workspace, "release", true)?;
     let dir = workspace_root().join("target/test-components");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    for package in COMPONENTS {
-        // A cdylib's file is named after its package, with `-` made `_`.
-        let file = format!("{}.wasm", package.replace('-', "_"));
-        std::fs::copy(built.join(&file), dir.join(&file))
-            .with_context(|| format!("copying {file} from {}", built.display()))?;
-    }
-    compose_standalone(&dir)?;
+    wasm::copy_to(&built, &dir)?;
     Ok(dir)
-}
-
-/// Where cargo puts its builds, wherever `CARGO_TARGET_DIR` or a config file moved it.
-fn target_dir() -> anyhow::Result<PathBuf> {
-    let output = cargo_command()
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .context("cannot run cargo metadata")?;
-    if !output.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).context("reading cargo metadata")?;
-    let dir = metadata["target_directory"]
-        .as_str()
-        .context("cargo metadata names no target_directory")?;
-    Ok(PathBuf::from(dir))
 }
 
 /// Runs `cargo test` with the test components in `components`, passing its output through,
@@ -313,7 +310,7 @@ fn cargo(step: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cargo (the one running us, so the pinned toolchain is used), in the workspace root.
+/// The cargo running us (so the pinned toolchain is used), in the workspace root.
 fn cargo_command() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);

@@ -1,0 +1,135 @@
+//! The Docker end-to-end check: builds every target of the Dockerfile against the real
+//! engine, prints their sizes, and checks the images as a user would, with `docker` and
+//! `curl`. [`e2e`] runs the steps in order; each check lives in the module named for what it
+//! checks, and [`harness`] holds the docker and curl calls they share.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::workspace_root;
+use harness::{build, build_image, docker};
+
+mod arm64;
+mod cache;
+mod compose;
+mod context_size;
+mod harness;
+mod hot_reload;
+mod production;
+mod sizes;
+mod swap;
+mod test_target;
+
+/// The repository of the images the check builds, unless `XTASK_DOCKER_REPO` names another.
+const DEFAULT_REPO: &str = "task-api";
+
+/// The tags the check builds and runs. `XTASK_DOCKER_REPO=task-api-wt` makes them
+/// `task-api-wt:prod` and so on, so that a second checkout can run the check on the same
+/// engine without replacing the first one's images.
+struct Tags {
+    /// The repository, `task-api` by default.
+    repo: String,
+    /// The production image (amd64).
+    prod: String,
+    /// The `host-builder` stage: what a single-stage build would ship.
+    builder: String,
+    /// The development image.
+    dev: String,
+    /// The test image.
+    test: String,
+    /// The production image cross-built for linux/arm64.
+    arm64: String,
+    /// The throwaway image of the build-cache check.
+    cache_check: String,
+}
+
+impl Tags {
+    fn from_env() -> Self {
+        let repo = std::env::var("XTASK_DOCKER_REPO").unwrap_or_else(|_| DEFAULT_REPO.into());
+        let tag = |name: &str| format!("{repo}:{name}");
+        Self {
+            prod: tag("prod"),
+            builder: tag("builder"),
+            dev: tag("dev"),
+            test: tag("test"),
+            arm64: tag("arm64"),
+            cache_check: tag("cache-check"),
+            repo,
+        }
+    }
+}
+
+/// Runs the whole check.
+pub(crate) fn e2e() -> anyhow::Result<()> {
+    docker(&["info", "--format", "{{.ServerVersion}}"])
+        .context("no Docker engine answers (run ../shared/docker/engine.sh)")?;
+    let tags = Tags::from_env();
+    let root = workspace_root();
+    let work = root.join("target/docker-e2e");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+
+    step("the build context is under 2 MB", || {
+        context_size::check(&root, &work)
+    })?;
+    let components = work.join("components");
+    step("target component, exported with -o", || {
+        let out = components.display().to_string();
+        build(&root, &["--target", "component", "-o", &out])?;
+        // BuildKit creates the export directory 0700; the image runs as uid 10001, which must
+        // be able to read a component mounted from it.
+        std::fs::set_permissions(
+            &components,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+        Ok(())
+    })?;
+    // Each image is checked right after it is built; arm64, the slowest, comes last.
+    for (target, tag) in [("production", &tags.prod), ("host-builder", &tags.builder)] {
+        step(&format!("target {target}"), || {
+            build_image(&root, &["--target", target], tag)
+        })?;
+    }
+    step(
+        "production: the seed's whoami and echo checks, CRUD, health, uid, stop, volume, hardening",
+        || production::check(&tags.prod),
+    )?;
+    step(
+        "compose: `up` serves production on :8000 with a named volume",
+        || compose::check(&tags, &work),
+    )?;
+    step("production: swapping in another component", || {
+        swap::check(&tags.prod, &components)
+    })?;
+    step("target development", || {
+        build_image(&root, &["--target", "development"], &tags.dev)
+    })?;
+    step("development: an edit is served without a restart", || {
+        hot_reload::check(&tags.dev, &work)
+    })?;
+    step("target test", || {
+        build_image(&root, &["--target", "test"], &tags.test)
+    })?;
+    step("a failing test fails the test target", || {
+        test_target::check_failing_test(&work)
+    })?;
+    step(
+        "editing component/ and host/tests leaves the host build cached",
+        || cache::check(&tags.cache_check, &work),
+    )?;
+    step("production for linux/arm64, cross-built", || {
+        build_image(&root, &["--platform", "linux/arm64"], &tags.arm64)
+    })?;
+    arm64::check(&tags.arm64, &work)?;
+    sizes::print_and_check(&tags)?;
+    Ok(())
+}
+
+fn step(name: &str, check: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    eprintln!("==> docker: {name}");
+    let started = Instant::now();
+    check().with_context(|| format!("docker: {name}"))?;
+    eprintln!("    ok in {:.0?}", started.elapsed());
+    Ok(())
+}

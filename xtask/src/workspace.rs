@@ -1,0 +1,208 @@
+//! What `cargo metadata` says about the workspace: where cargo writes its output, and the
+//! wasm components listed in `[workspace.metadata.task-api]` of the root `Cargo.toml`, each
+//! with the file its cdylib target builds. That table is the only list of components; the
+//! file names come from the packages' own manifests.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+use crate::workspace_root;
+
+/// The parts of the workspace xtask builds from.
+#[derive(Debug)]
+pub(crate) struct Workspace {
+    /// cargo's target directory, which `CARGO_TARGET_DIR` or `.cargo/config.toml` may move.
+    pub(crate) target_dir: PathBuf,
+    /// The components that ship.
+    pub(crate) components: Vec<Component>,
+    /// The components only tests serve.
+    pub(crate) test_components: Vec<Component>,
+}
+
+/// A wasm32-wasip2 component package.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Component {
+    /// The package name, as `cargo -p` takes it.
+    pub(crate) package: String,
+    /// The file cargo writes for it, `<cdylib name>.wasm`.
+    pub(crate) file: String,
+}
+
+impl Workspace {
+    /// Reads the workspace with `cargo metadata --no-deps`, which needs no network.
+    pub(crate) fn load() -> anyhow::Result<Self> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .current_dir(workspace_root())
+            .output()
+            .context("cannot run cargo metadata")?;
+        if !output.status.success() {
+            bail!(
+                "cargo metadata failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Self::from_metadata(&output.stdout)
+    }
+
+    /// Parses `cargo metadata --format-version 1` output.
+    fn from_metadata(json: &[u8]) -> anyhow::Result<Self> {
+        let metadata: Metadata =
+            serde_json::from_slice(json).context("reading cargo metadata's output")?;
+        let lists = metadata
+            .metadata
+            .and_then(|metadata| metadata.task_api)
+            .context("the root Cargo.toml has no [workspace.metadata.task-api] table")?;
+        let resolve = |names: &[String]| -> anyhow::Result<Vec<Component>> {
+            names
+                .iter()
+                .map(|name| component(&metadata.packages, name))
+                .collect()
+        };
+        Ok(Self {
+            target_dir: metadata.target_directory,
+            components: resolve(&lists.components)?,
+            test_components: resolve(&lists.test_components)?,
+        })
+    }
+
+    /// The directory cargo writes `profile`'s wasm32-wasip2 output to.
+    pub(crate) fn wasm_dir(&self, profile: &str) -> PathBuf {
+        self.target_dir
+            .join(crate::wasm::TARGET)
+            .join(profile_dir(profile))
+    }
+}
+
+/// The directory a cargo profile writes to: `dev` and `test` share `debug`, `bench` uses
+/// `release`, and every other profile has its own name.
+pub(crate) fn profile_dir(profile: &str) -> &str {
+    match profile {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        other => other,
+    }
+}
+
+/// The package `name` and its cdylib's file.
+fn component(packages: &[Package], name: &str) -> anyhow::Result<Component> {
+    let package = packages
+        .iter()
+        .find(|package| package.name == name)
+        .with_context(|| {
+            format!("[workspace.metadata.task-api] lists {name}, which is no workspace package")
+        })?;
+    let target = package
+        .targets
+        .iter()
+        .find(|target| target.kind.iter().any(|kind| kind == "cdylib"))
+        .with_context(|| format!("{name} has no cdylib target, so it builds no component"))?;
+    Ok(Component {
+        package: name.to_owned(),
+        file: format!("{}.wasm", target.name),
+    })
+}
+
+/// The parts of `cargo metadata --format-version 1` read here.
+#[derive(Deserialize)]
+struct Metadata {
+    packages: Vec<Package>,
+    target_directory: PathBuf,
+    /// `[workspace.metadata]`, `null` when the table is absent.
+    metadata: Option<WorkspaceMetadata>,
+}
+
+#[derive(Deserialize)]
+struct WorkspaceMetadata {
+    #[serde(rename = "task-api")]
+    task_api: Option<ComponentLists>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct ComponentLists {
+    components: Vec<String>,
+    test_components: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Package {
+    name: String,
+    targets: Vec<Target>,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    name: String,
+    kind: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Component, Workspace};
+
+    const METADATA: &str = r#"{
+        "packages": [
+            {"name": "task-api", "targets": [{"name": "task_api", "kind": ["cdylib"]}]},
+            {"name": "task-host", "targets": [
+                {"name": "task_host", "kind": ["lib"]},
+                {"name": "task-host", "kind": ["bin"]}
+            ]},
+            {"name": "faulty-component", "targets": [{"name": "faulty_component", "kind": ["cdylib"]}]}
+        ],
+        "target_directory": "/tmp/target",
+        "metadata": {"task-api": {"components": ["task-api"], "test-components": ["faulty-component"]}}
+    }"#;
+
+    #[test]
+    fn components_are_named_by_the_table_and_filed_by_their_cdylib() {
+        let workspace = Workspace::from_metadata(METADATA.as_bytes()).expect("valid metadata");
+        assert_eq!(
+            workspace.components,
+            [Component {
+                package: "task-api".into(),
+                file: "task_api.wasm".into()
+            }]
+        );
+        assert_eq!(workspace.test_components[0].file, "faulty_component.wasm");
+        assert_eq!(
+            workspace.wasm_dir("dev"),
+            std::path::Path::new("/tmp/target/wasm32-wasip2/debug")
+        );
+    }
+
+    #[test]
+    fn a_listed_package_without_a_cdylib_is_an_error() {
+        let metadata = METADATA.replace(
+            r#""components": ["task-api"]"#,
+            r#""components": ["task-host"]"#,
+        );
+        let error =
+            Workspace::from_metadata(metadata.as_bytes()).expect_err("task-host is no component");
+        assert!(
+            error.to_string().contains("task-host has no cdylib target"),
+            "{error:#}"
+        );
+    }
+
+    #[test]
+    fn the_workspace_ships_what_task_api_standalone_is_composed_from() {
+        let workspace = Workspace::load().expect("cargo metadata reads the workspace");
+        let shipped: Vec<&str> = workspace
+            .components
+            .iter()
+            .map(|component| component.file.as_str())
+            .collect();
+        for file in [crate::compose::SOCKET, crate::compose::PLUG] {
+            assert!(
+                shipped.contains(&file),
+                "{file} is not shipped: {shipped:?}"
+            );
+        }
+    }
+}
