@@ -45,7 +45,7 @@ impl Server {
         let max_connections = connection::max_connections(config.max_connections)?;
         let metrics = Arc::new(Metrics::default());
         let kv: Arc<dyn Backend> = Arc::new(Instrumented::new(
-            config.store.open()?,
+            config.store.open(config.store_timeouts).await?,
             config.store.kind(),
             Arc::clone(&metrics),
         ));
