@@ -143,3 +143,32 @@ fn an_unknown_store_kind() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_redis_that_cannot_be_reached_within_the_store_wait() {
+    // A port nothing listens on: free a moment ago.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let store = format!("redis://127.0.0.1:{port}");
+    let component = path(&components().task_api);
+    let started = std::time::Instant::now();
+    let outcome = serve_fails(&[
+        "--component",
+        &component,
+        "--store",
+        &store,
+        "--store-wait",
+        "1s",
+    ]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "gave up only after {:?}",
+        started.elapsed()
+    );
+    assert_one_line_error(
+        outcome,
+        &format!("cannot reach the store redis://127.0.0.1:{port}/0 ("),
+    );
+}

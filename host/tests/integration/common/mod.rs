@@ -388,6 +388,21 @@ impl ServerProcess {
         }
     }
 
+    /// A client for the admin listener, at the address the startup log names (the server
+    /// must run with `--admin-addr`).
+    pub(crate) async fn admin(&self) -> Client {
+        let line = self
+            .wait_for_log("admin=http://", 1, Duration::from_secs(10))
+            .await;
+        let addr = line[0]
+            .split("admin=http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .expect("the admin address in the startup log");
+        Client { addr }
+    }
+
     pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
