@@ -5,7 +5,8 @@
 //!   wasm32-wasip2 (task-api, the hello example, the kv-fs adapter), the composed
 //!   `task_api_standalone.wasm` ([`compose`]), and the `task-host` binary.
 //! - `cargo xtask compose` redoes just the composition.
-//! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile, formatting,
+//! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile,
+//!   kubernetes-validate on `deploy/k8s` (offline, [`KUBERNETES_VERSION`]), formatting,
 //!   clippy on the host and wasm targets, all tests (component unit tests, host unit and
 //!   integration tests, the stock `wasmtime serve` tests), then [`docker::e2e`]: every
 //!   Dockerfile target built and checked against the real engine. The integration tests
@@ -50,6 +51,8 @@ const SHIPPED_COMPONENTS: &[(&str, &str)] = &[
     ("hello-component", "hello_component"),
     ("kv-fs", "kv_fs"),
 ];
+/// The Kubernetes version the manifests in `deploy/k8s` are validated against.
+const KUBERNETES_VERSION: &str = "1.35.0";
 /// Where release components land.
 const WASM_RELEASE_DIR: &str = "target/wasm32-wasip2/release";
 
@@ -70,9 +73,9 @@ enum Task {
         /// Skip the Docker end-to-end check (it needs a Docker engine and builds every image).
         #[arg(long)]
         no_docker: bool,
-        /// Run only what needs no tool but cargo and wrk: formatting, clippy and every test
-        /// except the stock `wasmtime serve` ones; no hadolint, no Docker. The Dockerfile's
-        /// test stage runs this.
+        /// Run only what needs no tool but cargo, wrk and redis-server: formatting, clippy
+        /// and every test except the stock `wasmtime serve` ones; no hadolint, no
+        /// kubernetes-validate, no Docker. The Dockerfile's test stage runs this.
         #[arg(long)]
         cargo_only: bool,
     },
@@ -165,6 +168,10 @@ fn test(no_docker: bool, cargo_only: bool) -> anyhow::Result<()> {
         "wrk",
         "apt-get install wrk (the component-swap test loads the host with it)",
     )?;
+    require(
+        "redis-server",
+        "apt-get install redis-server (the Redis store's tests start their own)",
+    )?;
     if !cargo_only {
         require(
             "wasmtime",
@@ -179,6 +186,7 @@ fn test(no_docker: bool, cargo_only: bool) -> anyhow::Result<()> {
         if !status.success() {
             bail!("hadolint found problems in the Dockerfile");
         }
+        validate_manifests()?;
     }
     cargo("formatting", &["fmt", "--all", "--check"])?;
     cargo(
@@ -207,6 +215,30 @@ fn test(no_docker: bool, cargo_only: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     docker::e2e()
+}
+
+/// Validates every manifest in `deploy/k8s` against [`KUBERNETES_VERSION`]'s schemas, which
+/// kubernetes-validate ships: strict, so that a misspelt field fails instead of being dropped.
+fn validate_manifests() -> anyhow::Result<()> {
+    require("kubernetes-validate", "pip install kubernetes-validate")?;
+    let dir = workspace_root().join("deploy/k8s");
+    let mut manifests = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "yaml") {
+            manifests.push(path);
+        }
+    }
+    manifests.sort();
+    eprintln!("==> kubernetes-validate --strict deploy/k8s (Kubernetes {KUBERNETES_VERSION})");
+    let status = Command::new("kubernetes-validate")
+        .args(["--strict", "-k", KUBERNETES_VERSION])
+        .args(&manifests)
+        .status()?;
+    if manifests.is_empty() || !status.success() {
+        bail!("the manifests in deploy/k8s are not valid for Kubernetes {KUBERNETES_VERSION}");
+    }
+    Ok(())
 }
 
 /// Builds every component in release and composes task_api_standalone.wasm, in a directory
