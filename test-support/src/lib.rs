@@ -11,7 +11,8 @@
 //! - [`ServerChild`]: runs such a command and reads the startup line ([`startup_addr`]) to
 //!   learn the port the kernel picked. The tests run the real binaries with it; the bench
 //!   runs every server it loads.
-//! - [`RedisServer`]: a throwaway `redis-server` on a free port, for the Redis store's tests.
+//! - [`RedisServer`]: a throwaway `redis-server` on a free port ([`free_port`]), for the
+//!   Redis store's tests.
 //!
 //! Only the standard library: xtask depends on this crate and must build in seconds.
 
@@ -26,4 +27,4 @@ pub use command::{
     wasmtime_serve_standalone, wasmtime_serve_with,
 };
 pub use component::{COMPONENTS_ENV, Components};
-pub use redis::RedisServer;
+pub use redis::{RedisServer, free_port};

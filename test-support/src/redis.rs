@@ -137,7 +137,8 @@ impl Drop for RedisServer {
     }
 }
 
-/// A port of 127.0.0.1 that was free a moment ago.
-fn free_port() -> io::Result<u16> {
+/// A port of 127.0.0.1 that was free a moment ago: for a server to listen on, or for a
+/// client to find nothing listening.
+pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -25,7 +25,9 @@
 //! ```
 //!
 //! where `compose` is the compose command line, `&["docker-compose"]` or
-//! `&["docker", "compose"]`, as the compose.yaml check picks it.
+//! `&["docker", "compose"]`, as the compose.yaml check picks it. Its last helpers (`run`,
+//! `docker`, `wait_until`) repeat docker.rs's so that it stands alone until then: use the
+//! split docker module's instead when wiring it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -347,11 +347,7 @@ fn a_stopped_redis_fails_fast_as_unavailable_and_is_reconnected_to() -> anyhow::
 
 #[test]
 fn a_redis_that_never_answers_is_given_up_on_after_the_wait() {
-    // A port nothing listens on: free a moment ago.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
+    let port = test_support::free_port().expect("a port nothing listens on");
     let runtime = redis_runtime();
     let started = Instant::now();
     let error = runtime

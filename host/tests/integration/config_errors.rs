@@ -146,11 +146,7 @@ fn an_unknown_store_kind() {
 
 #[test]
 fn a_redis_that_cannot_be_reached_within_the_store_wait() {
-    // A port nothing listens on: free a moment ago.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
+    let port = test_support::free_port().expect("a port nothing listens on");
     let store = format!("redis://127.0.0.1:{port}");
     let component = path(&components().task_api);
     let started = std::time::Instant::now();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use test_support::RedisServer;
 
 use crate::common::{Client, Reply, ServerProcess, components};
@@ -103,14 +103,8 @@ async fn concurrent_creates_spread_over_both_replicas_get_distinct_ids() {
     }
     assert_eq!(ids, (1..=200).collect(), "200 distinct ids, none skipped");
     for replica in replicas {
-        let listed: Vec<u64> = replica
-            .listed("id")
-            .await
-            .iter()
-            .filter_map(Value::as_u64)
-            .collect();
         assert_eq!(
-            listed,
+            replica.listed_ids().await,
             (1..=200).collect::<Vec<_>>(),
             "in id order, once each"
         );

@@ -68,6 +68,12 @@ impl Client {
             .collect()
     }
 
+    /// `GET /tasks`, asserting 200, and the id of every listed task, in order.
+    pub(crate) async fn listed_ids(&self) -> Vec<u64> {
+        let ids = self.listed("id").await;
+        ids.iter().filter_map(Value::as_u64).collect()
+    }
+
     /// Creates one task per title, in order, asserting each create succeeds.
     pub(crate) async fn create_tasks(&self, titles: &[&str]) {
         for title in titles {
