@@ -115,9 +115,10 @@ RUN cargo build --locked --workspace --all-targets \
 # test: the seed's "Testing Stage" and "Static Analysis" bonuses. Any failure fails the build.
 # The stock `wasmtime serve` tests need the wasmtime CLI and run in `cargo xtask test` instead.
 FROM dev-deps AS test
-# wrk loads the host in the component-swap test; promtool checks a metrics scrape.
+# wrk loads the host in the component-swap test; promtool checks a metrics scrape; the
+# Redis store's tests start redis-server on ports of their own.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends wrk prometheus \
+ && apt-get install -y --no-install-recommends wrk prometheus redis-server \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 # The real tree over the stubs. COPY keeps the files' old mtimes, which cargo would take as

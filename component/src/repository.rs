@@ -6,15 +6,14 @@
 //! | `task/{id:020}`       | one [`Task`] as JSON                               |
 //!
 //! Ids come from `atomics.increment`, so they stay unique across concurrent instances and
-//! are never reused after a delete. The zero padding makes the keys of a store that lists in
-//! key order come back in id order.
+//! are never reused after a delete.
 //!
-//! A listing is streamed: it holds one page of keys and one batch of tasks at a time, so
-//! guest memory bounds the size of a batch, not the number of tasks. Its order is therefore
-//! the store's: `list-keys` promises none, but task-host's stores and the kv-fs adapter list
-//! in key order, and each page is sorted in case a store does not.
+//! A listing is in id order, each task once. `list-keys` promises neither: Redis's `SCAN`
+//! pages in hash order and may return a key twice while its table resizes. So a listing
+//! first walks every page for the task ids alone (8 bytes a task), sorts and deduplicates
+//! them, then streams the tasks a batch at a time: guest memory bounds the ids and one
+//! batch, not the tasks' JSON.
 
-use std::collections::VecDeque;
 use std::io::Write;
 
 use crate::error::ApiError;
@@ -80,21 +79,41 @@ impl<'s, S: Store> Tasks<'s, S> {
         Ok(self.store.delete(&task_key(id))?)
     }
 
-    /// Starts a listing of every task. The first batch is fetched now, so that a store that
-    /// fails at once fails the request before its head goes out.
+    /// Starts a listing of every task. The ids and the first batch are fetched now, so that
+    /// a store that fails at once fails the request before its head goes out.
     pub(crate) fn list(&self) -> Result<Listing<'s, S>, ApiError> {
         let mut listing = Listing {
             store: self.store,
             batch_size: self.batch_size,
-            keys: VecDeque::new(),
-            cursor: None,
-            pages: 0,
-            exhausted: false,
+            ids: self.ids()?.into_iter(),
             first: None,
         };
         listing.first = listing.next_batch()?;
         Ok(listing)
     }
+
+    /// Every task id in the store, in order, once each.
+    fn ids(&self) -> Result<Vec<u64>, ApiError> {
+        let mut ids = Vec::new();
+        let mut cursor = None;
+        for _ in 0..MAX_PAGES {
+            let page = self.store.list_keys(cursor)?;
+            ids.extend(page.keys.iter().filter_map(|key| task_id(key)));
+            match page.cursor {
+                Some(next) if Some(next) != cursor => cursor = Some(next),
+                _ => break,
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+}
+
+/// The id of a task key as [`task_key`] writes it; `None` for any other key.
+fn task_id(key: &str) -> Option<u64> {
+    let id = key.strip_prefix(TASK_PREFIX)?.parse().ok()?;
+    (task_key(id) == key).then_some(id)
 }
 
 /// Every task, a batch at a time: see the module docs.
@@ -102,12 +121,8 @@ pub(crate) struct Listing<'s, S> {
     store: &'s S,
     /// See [`Tasks::batch_size`].
     batch_size: usize,
-    /// Task keys of the current page not fetched yet.
-    keys: VecDeque<String>,
-    /// Where the next page starts.
-    cursor: Option<u64>,
-    pages: usize,
-    exhausted: bool,
+    /// The ids not fetched yet, in order.
+    ids: std::vec::IntoIter<u64>,
     /// The batch fetched by [`Tasks::list`].
     first: Option<Vec<Task>>,
 }
@@ -134,40 +149,28 @@ impl<S: Store> Listing<'_, S> {
         out.write_all(b"]").map_err(written)
     }
 
-    /// The next non-empty batch of tasks, in key order, or `None` at the end.
+    /// The next non-empty batch of tasks, in id order, or `None` at the end.
     fn next_batch(&mut self) -> Result<Option<Vec<Task>>, ApiError> {
         loop {
-            if !self.keys.is_empty() {
-                let take = self.keys.len().min(self.batch_size);
-                let chunk: Vec<String> = self.keys.drain(..take).collect();
-                let values = self.store.get_many(&chunk)?;
-                let mut tasks = Vec::with_capacity(chunk.len());
-                for (key, value) in chunk.iter().zip(values) {
-                    // A key listed a moment ago may have been deleted since: skip it.
-                    if let Some(bytes) = value {
-                        tasks.push(decode(key, &bytes)?);
-                    }
-                }
-                if !tasks.is_empty() {
-                    return Ok(Some(tasks));
-                }
-                continue;
-            }
-            if self.exhausted || self.pages >= MAX_PAGES {
+            let keys: Vec<String> = self
+                .ids
+                .by_ref()
+                .take(self.batch_size)
+                .map(task_key)
+                .collect();
+            if keys.is_empty() {
                 return Ok(None);
             }
-            let page = self.store.list_keys(self.cursor)?;
-            self.pages += 1;
-            let mut keys: Vec<String> = page
-                .keys
-                .into_iter()
-                .filter(|key| key.starts_with(TASK_PREFIX))
-                .collect();
-            keys.sort_unstable();
-            self.keys = keys.into();
-            match page.cursor {
-                Some(next) if Some(next) != self.cursor => self.cursor = Some(next),
-                _ => self.exhausted = true,
+            let values = self.store.get_many(&keys)?;
+            let mut tasks = Vec::with_capacity(keys.len());
+            for (key, value) in keys.iter().zip(values) {
+                // A task listed a moment ago may have been deleted since: skip it.
+                if let Some(bytes) = value {
+                    tasks.push(decode(key, &bytes)?);
+                }
+            }
+            if !tasks.is_empty() {
+                return Ok(Some(tasks));
             }
         }
     }

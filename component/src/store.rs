@@ -96,8 +96,8 @@ impl Store for KeyValueStore {
     }
 }
 
-/// A `BTreeMap`-backed store for native tests, with small pages so paging is exercised and a
-/// switch that makes every call fail.
+/// A `BTreeMap`-backed store for native tests, with small pages so paging is exercised, a
+/// switch that makes every call fail, and one that pages as Redis's `SCAN` may.
 #[cfg(test)]
 pub(crate) mod memory {
     use std::cell::{Cell, RefCell};
@@ -110,6 +110,7 @@ pub(crate) mod memory {
     pub(crate) struct MemoryStore {
         entries: RefCell<BTreeMap<String, Vec<u8>>>,
         failing: Cell<bool>,
+        scanning: Cell<bool>,
     }
 
     /// Keys per `list_keys` page: small, so that listing a handful of tasks spans pages.
@@ -119,6 +120,12 @@ pub(crate) mod memory {
         /// From now on every operation fails, as a broken disk would.
         pub(crate) fn fail(&self) {
             self.failing.set(true);
+        }
+
+        /// From now on `list_keys` pages as `SCAN` may: in no key order (here, backwards),
+        /// and with a key of the previous page again on the next.
+        pub(crate) fn list_like_scan(&self) {
+            self.scanning.set(true);
         }
 
         /// Reads a raw entry, bypassing the API.
@@ -176,14 +183,22 @@ pub(crate) mod memory {
             self.check()?;
             let start = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX);
             let entries = self.entries.borrow();
-            let keys: Vec<String> = entries
-                .keys()
-                .skip(start)
-                .take(PAGE_SIZE)
-                .cloned()
+            let mut all: Vec<&String> = entries.keys().collect();
+            let repeat = match self.scanning.get() {
+                true => {
+                    all.reverse();
+                    start.min(1)
+                }
+                false => 0,
+            };
+            let keys: Vec<String> = all
+                .iter()
+                .skip(start.saturating_sub(repeat))
+                .take(PAGE_SIZE + repeat)
+                .map(|key| (*key).clone())
                 .collect();
-            let end = start + keys.len();
-            let cursor = (end < entries.len()).then_some(end as u64);
+            let end = (start + PAGE_SIZE).min(all.len());
+            let cursor = (end < all.len()).then_some(end as u64);
             Ok(KeyPage { keys, cursor })
         }
 

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use humantime::Duration as Span;
 
 use crate::config::{self, Config};
-use crate::kv::StoreSpec;
+use crate::kv::{StoreSpec, StoreTimeouts};
 
 /// Where `serve` listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8000";
@@ -63,9 +63,21 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_ADDR", default_value = DEFAULT_ADDR)]
     pub addr: SocketAddr,
 
-    /// Key-value store: `memory` (volatile) or `redb:PATH` (durable; parent directories are created).
+    /// Key-value store: `memory` (volatile), `redb:PATH` (durable; parent directories are
+    /// created) or `redis://HOST:PORT[/DB]` (`rediss://` for TLS; shared by every replica
+    /// that names it, as durable as its persistence settings).
     #[arg(long, env = "TASK_HOST_STORE", default_value = config::DEFAULT_STORE)]
     pub store: StoreSpec,
+
+    /// Redis: how long connecting and each command may take; past it the request gets 503
+    /// `Store unavailable`.
+    #[arg(long, env = "TASK_HOST_STORE_TIMEOUT", default_value_t = config::DEFAULT_STORE_TIMEOUT.into(), value_parser = parse_nonzero_duration)]
+    pub store_timeout: Span,
+
+    /// Redis: how long startup keeps trying to reach the store before it exits with an error,
+    /// so that the order in which containers start does not matter.
+    #[arg(long, env = "TASK_HOST_STORE_WAIT", default_value_t = config::DEFAULT_STORE_WAIT.into())]
+    pub store_wait: Span,
 
     /// A request body not received by then gets 408; a guest that has not answered by then
     /// (counted from when it starts) is interrupted with 504, or cut off mid-body.
@@ -127,6 +139,10 @@ impl From<ServeArgs> for Config {
         Self {
             component: args.component,
             store: args.store,
+            store_timeouts: StoreTimeouts {
+                operation: args.store_timeout.into(),
+                startup: args.store_wait.into(),
+            },
             request_timeout: args.request_timeout.into(),
             max_memory: in_memory(args.max_memory),
             max_body: in_memory(args.max_body),

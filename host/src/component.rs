@@ -30,6 +30,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::failure::{Failure, MemoryRefused};
 use crate::imports::{HANDLER_EXPORT, Report};
 use crate::kv::Backend;
+use crate::kv::wit::StoreOutage;
 use crate::pool::{Admission, Gate, Shape};
 use crate::request_body::GuestBody;
 use crate::response::RunningGuest;
@@ -170,6 +171,9 @@ impl Version {
     /// hold a worker until its deadline, and two of them would stall a 2-core host. Every
     /// epoch tick the guest therefore yields to the scheduler; only once its deadline has
     /// passed is it interrupted.
+    ///
+    /// A guest that fails, or answers 5xx, after a store call found the store unavailable is
+    /// answered 503 by the host instead ([`StoreOutage`] says why).
     pub(crate) async fn call(
         &self,
         env: &GuestEnv,
@@ -180,11 +184,13 @@ impl Version {
         let timeout = env.request_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let pre = self.pre.clone();
+        let outage = StoreOutage::default();
         let mut store = Store::new(
             pre.engine(),
             HostState::new(
                 request_id,
                 Arc::clone(&env.kv),
+                outage.clone(),
                 env.max_memory,
                 env.max_body,
             ),
@@ -232,7 +238,7 @@ impl Version {
             }
         });
 
-        match tokio::time::timeout_at(deadline, receiver).await {
+        let answer = match tokio::time::timeout_at(deadline, receiver).await {
             Ok(Ok(Ok(response))) => Ok((
                 response,
                 RunningGuest {
@@ -258,6 +264,14 @@ impl Version {
                 task.abort();
                 Err(Failure::Timeout(timeout))
             }
+        };
+        match answer {
+            Ok((response, guest)) if response.status().is_server_error() && outage.seen() => {
+                guest.task.abort();
+                Err(Failure::StoreUnavailable)
+            }
+            Err(_) if outage.seen() => Err(Failure::StoreUnavailable),
+            answer => answer,
         }
     }
 

@@ -7,12 +7,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::kv::StoreSpec;
+use crate::kv::{StoreSpec, StoreTimeouts};
 
 /// The component served unless told otherwise (the path in the production image).
 pub const DEFAULT_COMPONENT: &str = "/app/task_api.wasm";
 /// The store opened unless told otherwise.
 pub const DEFAULT_STORE: &str = "redb:./data/store.redb";
+/// How long connecting to a networked store (Redis), and each of its commands, may take
+/// before the request gets 503.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long startup keeps trying to reach a networked store before it gives up.
+pub const DEFAULT_STORE_WAIT: Duration = Duration::from_secs(30);
 /// Time for a request body to arrive, and for the guest's whole answer.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The cap on each of an instance's linear memories.
@@ -38,6 +43,8 @@ pub struct Config {
     pub component: PathBuf,
     /// The key-value store every request shares.
     pub store: StoreSpec,
+    /// How long a networked store may take, per command and at startup.
+    pub store_timeouts: StoreTimeouts,
     /// A body not received by then gets 408; a guest that has not answered by then (from its
     /// start) gets 504, and one still writing its body is cut off.
     pub request_timeout: Duration,
@@ -69,6 +76,10 @@ impl Config {
         Self {
             component: component.into(),
             store: StoreSpec::Memory,
+            store_timeouts: StoreTimeouts {
+                operation: DEFAULT_STORE_TIMEOUT,
+                startup: DEFAULT_STORE_WAIT,
+            },
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_memory: DEFAULT_MAX_MEMORY,
             max_body: DEFAULT_MAX_BODY,

@@ -29,6 +29,8 @@ pub(crate) enum Failure {
     Timeout(Duration),
     /// No instance slot freed up within the queue timeout: 503.
     Busy,
+    /// The store was unavailable, and the guest failed or answered 5xx: 503.
+    StoreUnavailable,
     /// The guest ran into `--max-memory`: 500.
     MemoryLimit(wasmtime::Error),
     /// The guest trapped, or answered with an error instead of a response: 500.
@@ -63,6 +65,7 @@ impl Failure {
         match self {
             Self::Timeout(_) => Some("timeout"),
             Self::Busy => Some("busy"),
+            Self::StoreUnavailable => Some("store_unavailable"),
             Self::MemoryLimit(_) => Some("memory_limit"),
             Self::Guest(error) if error.is::<Trap>() => Some("trap"),
             Self::Guest(_) => Some("error"),
@@ -85,6 +88,7 @@ impl Failure {
                 humantime::format_duration(*timeout)
             ),
             Self::Busy => "every instance slot is busy".to_owned(),
+            Self::StoreUnavailable => "the store is unavailable".to_owned(),
             Self::MemoryLimit(error) | Self::Guest(error) => error
                 .downcast_ref::<Trap>()
                 .map_or_else(|| format!("{error:#}"), Trap::to_string),
@@ -140,12 +144,17 @@ impl Failure {
             }
             Self::Busy => {
                 tracing::warn!(request_id, "{reason}");
-                let mut response =
-                    json_response(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                response
+                retry_soon(json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                ))
+            }
+            Self::StoreUnavailable => {
+                tracing::warn!(request_id, "{reason}: answered 503 for the guest");
+                retry_soon(json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Store unavailable",
+                ))
             }
             Self::MemoryLimit(error) | Self::Guest(error) => {
                 // The trap code is the one-line story; the wasm backtrace is for debugging.
@@ -155,6 +164,14 @@ impl Failure {
             }
         }
     }
+}
+
+/// `response` with `Retry-After: 1`, for a 503 that a moment may cure.
+fn retry_soon(mut response: Response<HyperOutgoingBody>) -> Response<HyperOutgoingBody> {
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// `response` with `Connection: close`, for answers given while the request body is unread.

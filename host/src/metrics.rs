@@ -58,7 +58,7 @@ struct ComponentLabel {
 pub(crate) struct KvLabels {
     /// The WIT function, e.g. `get` or `increment`.
     pub(crate) op: &'static str,
-    /// `memory` or `redb`.
+    /// `memory`, `redb` or `redis`.
     pub(crate) backend: &'static str,
 }
 
@@ -150,7 +150,7 @@ impl Default for Metrics {
         );
         registry.register(
             "guest_failures",
-            "Guest traps, timeouts, memory limit hits and full pools, by kind and by whether the response head had gone out",
+            "Guest traps, timeouts, memory limit hits, full pools and store outages, by kind and by whether the response head had gone out",
             metrics.guest_failures.clone(),
         );
         registry.register(
@@ -240,7 +240,8 @@ impl Metrics {
         self.request_duration.observe(took.as_secs_f64());
     }
 
-    /// A guest failed: `kind` is `trap`, `timeout`, `memory_limit`, `busy` or `error`.
+    /// A guest failed: `kind` is `trap`, `timeout`, `memory_limit`, `busy`,
+    /// `store_unavailable` or `error`.
     pub(crate) fn guest_failed(&self, kind: &'static str, phase: Phase) {
         let phase = match phase {
             Phase::BeforeHead => "before_head",

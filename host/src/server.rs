@@ -39,16 +39,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store and loads and checks the component, to serve on `listener`. Every
+    /// Loads and checks the component and opens the store, to serve on `listener`. Every
     /// configuration problem surfaces here, before the first request.
     pub async fn new(listener: TcpListener, config: Config) -> anyhow::Result<Self> {
         let max_connections = connection::max_connections(config.max_connections)?;
         let metrics = Arc::new(Metrics::default());
-        let kv: Arc<dyn Backend> = Arc::new(Instrumented::new(
-            config.store.open()?,
-            config.store.kind(),
-            Arc::clone(&metrics),
-        ));
         let admin = match config.admin_addr {
             Some(addr) => Some(admin::bind(addr).await?),
             None => None,
@@ -61,6 +56,13 @@ impl Server {
         let engine = runtime::engine(capacity)?;
         let linker = Arc::new(runtime::linker(&engine)?);
         let version = candidate.load(&linker)?;
+        // After the component: a mistake in it is reported at once, not after the wait for
+        // a store that cannot be reached.
+        let kv: Arc<dyn Backend> = Arc::new(Instrumented::new(
+            config.store.open(config.store_timeouts).await?,
+            config.store.kind(),
+            Arc::clone(&metrics),
+        ));
         runtime::start_epoch_ticker(&engine)?;
         let hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let bound = listener.local_addr().context("reading the bound address")?;

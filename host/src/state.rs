@@ -13,7 +13,7 @@ use wasmtime_wasi_http::{
 
 use crate::guest_log::GuestOutput;
 use crate::kv::Backend;
-use crate::kv::wit::KvView;
+use crate::kv::wit::{KvView, StoreOutage};
 use crate::limiter::Limiter;
 
 /// Store data for one request.
@@ -23,6 +23,7 @@ pub(crate) struct HostState {
     table: ResourceTable,
     kv: Arc<dyn Backend>,
     outgoing: DenyOutgoing,
+    outage: StoreOutage,
     /// The store's limiter: the cap on the guest's linear memory.
     pub(crate) limits: Limiter,
 }
@@ -30,10 +31,12 @@ pub(crate) struct HostState {
 impl HostState {
     /// Fresh state for request `request_id`. The guest's environment holds only its body
     /// limit, `max_body` (in [`MAX_BODY_ENV`]); it sees no arguments, no files and no
-    /// network. Its stdout and stderr become log lines tagged with the id.
+    /// network. Its stdout and stderr become log lines tagged with the id. Store calls that
+    /// find the store unavailable are marked in `outage`.
     pub(crate) fn new(
         request_id: u64,
         kv: Arc<dyn Backend>,
+        outage: StoreOutage,
         max_memory: usize,
         max_body: usize,
     ) -> Self {
@@ -48,13 +51,14 @@ impl HostState {
             table: ResourceTable::new(),
             kv,
             outgoing: DenyOutgoing,
+            outage,
             limits: Limiter::new(max_memory),
         }
     }
 
     /// The keyvalue view the linker hands to host functions.
     pub(crate) fn kv(&mut self) -> KvView<'_> {
-        KvView::new(&self.kv, &mut self.table)
+        KvView::new(&self.kv, &mut self.table, &self.outage)
     }
 }
 

@@ -11,12 +11,15 @@
 //! - [`ServerChild`]: runs such a command and reads the startup line ([`startup_addr`]) to
 //!   learn the port the kernel picked. The tests run the real binaries with it; the bench
 //!   runs every server it loads.
+//! - [`RedisServer`]: a throwaway `redis-server` on a free port ([`free_port`]), for the
+//!   Redis store's tests.
 //!
 //! Only the standard library: xtask depends on this crate and must build in seconds.
 
 mod child;
 mod command;
 mod component;
+mod redis;
 
 pub use child::{STARTUP_TIMEOUT, ServerChild, startup_addr};
 pub use command::{
@@ -24,3 +27,4 @@ pub use command::{
     wasmtime_serve_standalone, wasmtime_serve_with,
 };
 pub use component::{COMPONENTS_ENV, Components};
+pub use redis::{RedisServer, free_port};

@@ -8,7 +8,8 @@
 //!   directory: the Dockerfile builds them this way ([`wasm`]).
 //! - `cargo xtask compose` redoes just the composition.
 //! - `cargo xtask lint`: formatting, and clippy on the host and wasm targets, warnings denied.
-//! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile, the lints, all
+//! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile,
+//!   kubernetes-validate on `deploy/k8s` (offline, [`KUBERNETES_VERSION`]), the lints, all
 //!   tests (component unit tests, host unit and integration tests, the stock `wasmtime serve`
 //!   tests), then [`docker::e2e`]: every Dockerfile target built and checked against the real
 //!   engine. The integration tests serve components this step builds first; `cargo test`
@@ -41,6 +42,9 @@ mod docker;
 mod toolchain;
 mod wasm;
 mod workspace;
+
+/// The Kubernetes version the manifests in `deploy/k8s` are validated against.
+const KUBERNETES_VERSION: &str = "1.35.0";
 
 /// Build, test and benchmark commands for task-api.
 #[derive(Parser)]
@@ -214,6 +218,7 @@ fn test(no_docker: bool, cargo_only: bool) -> anyhow::Result<()> {
         if !status.success() {
             bail!("hadolint found problems in the Dockerfile");
         }
+        validate_manifests()?;
     }
     lint()?;
     let components = test_components()?;
@@ -227,6 +232,30 @@ fn test(no_docker: bool, cargo_only: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     docker::e2e()
+}
+
+/// Validates every manifest in `deploy/k8s` against [`KUBERNETES_VERSION`]'s schemas, which
+/// kubernetes-validate ships: strict, so that a misspelt field fails instead of being dropped.
+fn validate_manifests() -> anyhow::Result<()> {
+    require("kubernetes-validate", "pip install kubernetes-validate")?;
+    let dir = workspace_root().join("deploy/k8s");
+    let mut manifests = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "yaml") {
+            manifests.push(path);
+        }
+    }
+    manifests.sort();
+    eprintln!("==> kubernetes-validate --strict deploy/k8s (Kubernetes {KUBERNETES_VERSION})");
+    let status = Command::new("kubernetes-validate")
+        .args(["--strict", "-k", KUBERNETES_VERSION])
+        .args(&manifests)
+        .status()?;
+    if manifests.is_empty() || !status.success() {
+        bail!("the manifests in deploy/k8s are not valid for Kubernetes {KUBERNETES_VERSION}");
+    }
+    Ok(())
 }
 
 /// Builds every component, fixtures included, in release and composes

@@ -147,10 +147,28 @@ fn tasks_are_listed_by_id_across_pages() {
 }
 
 #[test]
+fn tasks_are_listed_by_id_once_each_from_a_store_that_pages_in_no_order() {
+    let store = MemoryStore::default();
+    for title in ["a", "b", "c", "d", "e"] {
+        create(&store, title);
+    }
+    store.list_like_scan();
+    let body = expect(&send_within(16 << 20, &store, "GET", "/tasks", None), 200);
+    let ids: Vec<u64> = body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["id"].as_u64())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+}
+
+#[test]
 fn listing_ignores_keys_that_are_not_tasks() {
     let store = MemoryStore::default();
     create(&store, "a");
     store.put_raw("zzz-other-app", b"not json");
+    store.put_raw("task/1", b"not the key of task 1");
     assert_eq!(
         expect(&send(&store, "GET", "/tasks", None), 200)
             .as_array()
@@ -424,8 +442,9 @@ fn a_store_that_fails_midway_leaves_the_list_visibly_unfinished() {
         path_with_query: "/tasks".to_owned(),
         ..Request::default()
     };
-    // The first batch is fetched before the head goes out; the rest while streaming.
-    let response = handle(&store, &request, NOW, DEFAULT_MAX_BODY);
+    // The first batch is fetched before the head goes out; the rest while streaming. A
+    // 16 MiB body limit makes a batch two tasks.
+    let response = handle(&store, &request, NOW, 16 << 20);
     store.fail();
     let Body::Streamed(write) = response.body else {
         panic!("GET /tasks is streamed");

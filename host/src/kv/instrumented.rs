@@ -15,7 +15,7 @@ pub(crate) struct Instrumented {
 }
 
 impl Instrumented {
-    /// Wraps `inner`, labelled `backend` (`memory`, `redb`).
+    /// Wraps `inner`, labelled `backend` (`memory`, `redb`, `redis`).
     pub(crate) fn new(
         inner: Arc<dyn Backend>,
         backend: &'static str,

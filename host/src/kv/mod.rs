@@ -4,19 +4,24 @@
 //! - [`wit`]: the WIT glue. Its `KvView` only translates between guest handles and the
 //!   backend, and runs backend calls on tokio's blocking pool, since they may block on disk.
 //! - [`Backend`]: what a store does, knowing nothing of WIT; [`StoreSpec`]: which one to open.
-//! - [`memory`], [`redb`]: the backends; [`Instrumented`]: any of them, measured.
+//! - [`memory`], [`redb`], [`redis`]: the backends; [`Instrumented`]: any of them, measured.
+//! - [`Unavailable`]: how a backend says the store cannot be reached, which the host answers
+//!   with 503 rather than the guest's 500.
 
 mod instrumented;
 mod memory;
 mod redb;
+mod redis;
 pub(crate) mod wit;
 
 pub(crate) use instrumented::Instrumented;
+pub use redis::RedisUrl;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -46,6 +51,29 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn delete_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<()>;
 }
 
+/// The context a backend puts on an error that says nothing about the request: the store
+/// could not be reached, or did not answer within its timeout. The guest still gets the
+/// error (as `error.other`), and the request is answered 503 (see [`wit::StoreOutage`]).
+#[derive(Debug)]
+pub(crate) struct Unavailable;
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the store is unavailable")
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// How long a networked store may take: each operation, and the wait for it at startup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreTimeouts {
+    /// Connecting, and each command; past it the request gets 503.
+    pub operation: Duration,
+    /// How long startup keeps trying to reach the store before it gives up.
+    pub startup: Duration,
+}
+
 /// Reads a counter the way wasmtime's own keyvalue provider writes it: a decimal string.
 fn add_to_counter(current: Option<&[u8]>, key: &str, delta: u64) -> anyhow::Result<u64> {
     let current = match current {
@@ -67,17 +95,22 @@ pub enum StoreSpec {
     Memory,
     /// Durable, in a redb file.
     Redb(PathBuf),
+    /// Shared by every process that names it; as durable as its persistence settings.
+    Redis(RedisUrl),
 }
 
 impl FromStr for StoreSpec {
     type Err = String;
 
     fn from_str(spec: &str) -> Result<Self, String> {
+        if let Some(url) = RedisUrl::parse(spec) {
+            return url.map(Self::Redis);
+        }
         match spec.split_once(':') {
             _ if spec == "memory" => Ok(Self::Memory),
             Some(("redb", path)) if !path.is_empty() => Ok(Self::Redb(PathBuf::from(path))),
             _ => Err(format!(
-                "unknown store {spec:?}: expected `memory` or `redb:PATH`"
+                "unknown store {spec:?}: expected `memory`, `redb:PATH` or `redis://HOST:PORT[/DB]`"
             )),
         }
     }
@@ -88,6 +121,7 @@ impl fmt::Display for StoreSpec {
         match self {
             Self::Memory => f.write_str("memory"),
             Self::Redb(path) => write!(f, "redb:{}", path.display()),
+            Self::Redis(url) => url.fmt(f),
         }
     }
 }
@@ -98,14 +132,18 @@ impl StoreSpec {
         match self {
             Self::Memory => "memory",
             Self::Redb(_) => "redb",
+            Self::Redis(_) => "redis",
         }
     }
 
-    /// Opens the backend, creating what is missing.
-    pub(crate) fn open(&self) -> anyhow::Result<Arc<dyn Backend>> {
+    /// Opens the backend, creating what is missing; a networked one within `timeouts`.
+    pub(crate) async fn open(&self, timeouts: StoreTimeouts) -> anyhow::Result<Arc<dyn Backend>> {
         Ok(match self {
             Self::Memory => Arc::new(memory::MemoryBackend::default()),
             Self::Redb(path) => Arc::new(redb::RedbBackend::open(path)?),
+            Self::Redis(url) => Arc::new(
+                redis::RedisBackend::connect(url, timeouts.operation, timeouts.startup).await?,
+            ),
         })
     }
 }

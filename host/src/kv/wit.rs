@@ -2,10 +2,11 @@
 //! and the `Host` traits implemented on [`KvView`] by translating to a [`Backend`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
 
-use super::Backend;
+use super::{Backend, Unavailable};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -47,16 +48,49 @@ impl From<ResourceTableError> for KvError {
     }
 }
 
+/// Whether one request's store calls found the store [`Unavailable`].
+///
+/// The guest still gets each such failure as `error.other`, as wasi:keyvalue says: it is
+/// the guest's to handle, and a guest may well answer without the store. But a guest that
+/// gives up answers 500, which reads as its own fault, and no guest can tell the client to
+/// come back later. So the host keeps this mark beside the request, and when the guest
+/// then fails or answers 5xx, the host answers 503 `Store unavailable` itself (see
+/// `component::Version::call`), with `Retry-After`, which load balancers and clients retry.
+/// Trapping the guest instead would take the choice from guests that can do without the
+/// store, and parsing the guest's answer would tie the host to one guest's error format.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StoreOutage(Arc<AtomicBool>);
+
+impl StoreOutage {
+    fn record(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a store call of the request found the store unavailable.
+    pub(crate) fn seen(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The per-request view the generated `Host` traits are implemented on.
 pub(crate) struct KvView<'a> {
     backend: &'a Arc<dyn Backend>,
     table: &'a mut ResourceTable,
+    outage: &'a StoreOutage,
 }
 
 impl<'a> KvView<'a> {
-    /// A view over the shared backend and this request's resource table.
-    pub(crate) fn new(backend: &'a Arc<dyn Backend>, table: &'a mut ResourceTable) -> Self {
-        Self { backend, table }
+    /// A view over the shared backend, this request's resource table and its outage mark.
+    pub(crate) fn new(
+        backend: &'a Arc<dyn Backend>,
+        table: &'a mut ResourceTable,
+        outage: &'a StoreOutage,
+    ) -> Self {
+        Self {
+            backend,
+            table,
+            outage,
+        }
     }
 
     /// Runs `op` against the backend on the blocking pool, for the bucket behind `bucket`.
@@ -70,6 +104,9 @@ impl<'a> KvView<'a> {
         match tokio::task::spawn_blocking(move || op(backend.as_ref(), &name)).await {
             Ok(result) => result.map_err(|error| {
                 tracing::warn!("key-value store: {error:#}");
+                if error.is::<Unavailable>() {
+                    self.outage.record();
+                }
                 KvError::Other(format!("{error:#}"))
             }),
             Err(join) => Err(KvError::Trap(wasmtime::format_err!(

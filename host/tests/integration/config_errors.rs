@@ -143,3 +143,28 @@ fn an_unknown_store_kind() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_redis_that_cannot_be_reached_within_the_store_wait() {
+    let port = test_support::free_port().expect("a port nothing listens on");
+    let store = format!("redis://127.0.0.1:{port}");
+    let component = path(&components().task_api);
+    let started = std::time::Instant::now();
+    let outcome = serve_fails(&[
+        "--component",
+        &component,
+        "--store",
+        &store,
+        "--store-wait",
+        "1s",
+    ]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "gave up only after {:?}",
+        started.elapsed()
+    );
+    assert_one_line_error(
+        outcome,
+        &format!("cannot reach the store redis://127.0.0.1:{port}/0 ("),
+    );
+}

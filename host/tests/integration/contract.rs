@@ -147,13 +147,11 @@ pub(crate) async fn check_concurrent_creates(server: Client, count: u64) {
     }
     ids.sort_unstable();
     assert_eq!(ids, (1..=count).collect::<Vec<u64>>());
-    let listed: Vec<u64> = server
-        .listed("id")
-        .await
-        .iter()
-        .filter_map(Value::as_u64)
-        .collect();
-    assert_eq!(listed, ids, "every created task is listed, in id order");
+    assert_eq!(
+        server.listed_ids().await,
+        ids,
+        "every created task is listed, in id order"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,6 +7,7 @@ mod contract;
 mod faults;
 mod lifecycle;
 mod operations;
+mod scale_out;
 mod slow_clients;
 mod swap;
 mod wasmtime_serve;

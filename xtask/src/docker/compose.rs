@@ -9,14 +9,19 @@ use super::harness::{curl, docker, expect, run, wait_until};
 use super::{DEFAULT_REPO, Tags};
 use crate::workspace_root;
 
-/// Brings the `api` service up from the already-built production image and talks to it.
-pub(super) fn check(tags: &Tags, work: &Path) -> anyhow::Result<()> {
-    // The engine here has no compose plugin; Debian's docker-compose reads the same file.
-    let compose: &[&str] = if docker(&["compose", "version"]).is_ok() {
+/// The compose command line: the plugin where the engine has one, else Debian's
+/// docker-compose, which reads the same files.
+pub(super) fn command() -> &'static [&'static str] {
+    if docker(&["compose", "version"]).is_ok() {
         &["docker", "compose"]
     } else {
         &["docker-compose"]
-    };
+    }
+}
+
+/// Brings the `api` service up from the already-built production image and talks to it.
+pub(super) fn check(tags: &Tags, work: &Path) -> anyhow::Result<()> {
+    let compose = command();
     let compose_yaml = workspace_root().join("compose.yaml");
     let mut files = vec![compose_yaml];
     // compose.yaml names task-api:prod; images of another repository are swapped in with an

@@ -17,6 +17,7 @@ mod context_size;
 mod harness;
 mod hot_reload;
 mod production;
+mod scale;
 mod sizes;
 mod swap;
 mod test_target;
@@ -99,6 +100,13 @@ pub(crate) fn e2e() -> anyhow::Result<()> {
         "compose: `up` serves production on :8000 with a named volume",
         || compose::check(&tags, &work),
     )?;
+    // compose.scale.yaml names the default tags, as a user's file would.
+    if tags.repo == DEFAULT_REPO {
+        step(
+            "compose.scale.yaml: three replicas on one Redis behind nginx, one stopped under load",
+            || scale::check(compose::command(), &workspace_root()),
+        )?;
+    }
     step("production: swapping in another component", || {
         swap::check(&tags.prod, &components)
     })?;

@@ -68,6 +68,12 @@ impl Client {
             .collect()
     }
 
+    /// `GET /tasks`, asserting 200, and the id of every listed task, in order.
+    pub(crate) async fn listed_ids(&self) -> Vec<u64> {
+        let ids = self.listed("id").await;
+        ids.iter().filter_map(Value::as_u64).collect()
+    }
+
     /// Creates one task per title, in order, asserting each create succeeds.
     pub(crate) async fn create_tasks(&self, titles: &[&str]) {
         for title in titles {
@@ -386,6 +392,21 @@ impl ServerProcess {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// A client for the admin listener, at the address the startup log names (the server
+    /// must run with `--admin-addr`).
+    pub(crate) async fn admin(&self) -> Client {
+        let line = self
+            .wait_for_log("admin=http://", 1, Duration::from_secs(10))
+            .await;
+        let addr = line[0]
+            .split("admin=http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .expect("the admin address in the startup log");
+        Client { addr }
     }
 
     pub(crate) fn log_text(&self) -> String {
