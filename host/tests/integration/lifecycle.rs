@@ -182,19 +182,25 @@ async fn healthcheck_passes_against_a_live_server_and_fails_without_one() {
     assert_eq!(down.status.code(), Some(1), "nothing listens any more");
 }
 
-#[test]
-fn check_lists_imports_and_accepts_the_task_api() {
+/// `task-host check FILE`'s listing, asserting that it accepts the component.
+fn checked(component: &std::path::Path) -> String {
     let output = host_command()
         .arg("check")
-        .arg(&components().task_api)
+        .arg(component)
         .output()
         .expect("check runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    stdout
+}
+
+#[test]
+fn check_lists_imports_and_accepts_the_task_api() {
+    let stdout = checked(&components().task_api);
     let imports: Vec<&str> = stdout
         .lines()
         .filter_map(|line| line.strip_prefix("import ")?.split('@').next())
@@ -239,17 +245,7 @@ fn check_lists_imports_and_accepts_the_task_api() {
 fn check_sizes_the_pool_for_a_composed_component() {
     // The composition of task_api.wasm and kv_fs.wasm: wasmtime adds an adapter instance
     // between the two that its bytes do not show, which the pool must make room for.
-    let output = host_command()
-        .arg("check")
-        .arg(&components().standalone)
-        .output()
-        .expect("check runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = checked(&components().standalone);
     assert!(
         stdout.contains("pool shape: 2 memories, 4 tables and 6 core instances"),
         "{stdout}"
