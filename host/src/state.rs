@@ -1,5 +1,6 @@
 //! `HostState`, the data of one request's `wasmtime::Store`: WASI, wasi:http and
-//! wasi:keyvalue contexts over a single resource table, plus the [`Limiter`].
+//! wasi:keyvalue contexts over a single resource table, the request's `list-keys` cursors,
+//! and the [`Limiter`].
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::guest_log::GuestOutput;
 use crate::kv::Backend;
+use crate::kv::cursor::Cursors;
 use crate::kv::wit::KvView;
 use crate::limiter::Limiter;
 
@@ -19,6 +21,8 @@ pub(crate) struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     kv: Arc<dyn Backend>,
+    /// The `list-keys` cursors handed to this request.
+    cursors: Cursors,
     /// The store's limiter: the cap on the guest's linear memory.
     pub(crate) limits: Limiter,
 }
@@ -43,13 +47,14 @@ impl HostState {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             kv,
+            cursors: Cursors::default(),
             limits: Limiter::new(max_memory),
         }
     }
 
     /// The keyvalue view the linker hands to host functions.
     pub(crate) fn kv(&mut self) -> KvView<'_> {
-        KvView::new(&self.kv, &mut self.table)
+        KvView::new(&self.kv, &mut self.table, &mut self.cursors)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Backend;
+use super::{Backend, KeyPage};
 use crate::metrics::{KvLabels, Metrics};
 
 /// See the module docs.
@@ -62,8 +62,8 @@ impl Backend for Instrumented {
         self.measure("exists", |inner| inner.exists(bucket, key))
     }
 
-    fn list_keys(&self, bucket: &str, offset: u64) -> anyhow::Result<(Vec<String>, Option<u64>)> {
-        self.measure("list_keys", |inner| inner.list_keys(bucket, offset))
+    fn list_keys(&self, bucket: &str, cursor: Option<&str>) -> anyhow::Result<KeyPage> {
+        self.measure("list_keys", |inner| inner.list_keys(bucket, cursor))
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> anyhow::Result<u64> {

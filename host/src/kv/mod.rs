@@ -3,9 +3,12 @@
 //!
 //! - [`wit`]: the WIT glue. Its `KvView` only translates between guest handles and the
 //!   backend, and runs backend calls on tokio's blocking pool, since they may block on disk.
+//! - [`cursor`]: the `list-keys` cursors a request was handed, each standing for where a
+//!   backend's listing continues.
 //! - [`Backend`]: what a store does, knowing nothing of WIT; [`StoreSpec`]: which one to open.
 //! - [`memory`], [`redb`]: the backends; [`Instrumented`]: any of them, measured.
 
+pub(crate) mod cursor;
 mod instrumented;
 mod memory;
 mod redb;
@@ -23,6 +26,17 @@ use anyhow::Context as _;
 /// Most keys one `list-keys` call returns; the cursor continues from there.
 pub(crate) const LIST_PAGE_SIZE: usize = 1000;
 
+/// One page of a backend's listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct KeyPage {
+    /// At most [`LIST_PAGE_SIZE`] keys.
+    pub(crate) keys: Vec<String>,
+    /// Where the listing continues, `None` after the last page. Opaque to everyone but the
+    /// backend that made it, which gets it back, for the same bucket, as the `cursor` of
+    /// [`Backend::list_keys`].
+    pub(crate) cursor: Option<String>,
+}
+
 /// What a backend stores: byte values under string keys, in named buckets (`""` is the
 /// default one). Every method is one atomic, durable step for its backend.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -34,8 +48,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn delete(&self, bucket: &str, key: &str) -> anyhow::Result<()>;
     /// Whether `key` is present.
     fn exists(&self, bucket: &str, key: &str) -> anyhow::Result<bool>;
-    /// Up to [`LIST_PAGE_SIZE`] keys after skipping `offset`, and the offset of the next page.
-    fn list_keys(&self, bucket: &str, offset: u64) -> anyhow::Result<(Vec<String>, Option<u64>)>;
+    /// A page of the bucket's keys: the first with `cursor` `None`, otherwise the one after
+    /// the page that returned `cursor`. A call costs about one page wherever the cursor is:
+    /// a listing continues from its cursor and never skips again from the start.
+    ///
+    /// The cursor is the backend's own string. The memory and redb stores list in key order
+    /// and use the page's last key, continuing right after it, so a page is right even if
+    /// keys before it were deleted meanwhile; a Redis store would use `SCAN`'s cursor, in
+    /// decimal. The host hands a backend back only cursors it returned for that bucket, never
+    /// the guest's numbers ([`cursor::Cursors`] maps one to the other).
+    fn list_keys(&self, bucket: &str, cursor: Option<&str>) -> anyhow::Result<KeyPage>;
     /// Adds `delta` to the decimal counter under `key` (missing is 0), atomically.
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> anyhow::Result<u64>;
     /// The values of `keys`, in order.
@@ -44,6 +66,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> anyhow::Result<()>;
     /// Removes every key, in one step.
     fn delete_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<()>;
+}
+
+/// A page of a backend that lists in key order, from up to [`LIST_PAGE_SIZE`]` + 1` keys
+/// read in order from where the listing continues: a key past the page says that another
+/// page follows, and the page's last key is its cursor, since the next page starts after it.
+fn ordered_page(mut keys: Vec<String>) -> KeyPage {
+    let more = keys.len() > LIST_PAGE_SIZE;
+    keys.truncate(LIST_PAGE_SIZE);
+    let cursor = more.then(|| keys.last().cloned()).flatten();
+    KeyPage { keys, cursor }
 }
 
 /// Reads a counter the way wasmtime's own keyvalue provider writes it: a decimal string.

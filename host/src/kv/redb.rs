@@ -2,12 +2,13 @@
 //! committed with redb's default immediate durability (fsync) before the guest sees success,
 //! so anything a client got a 2xx for survives `kill -9` and power loss.
 
+use std::ops::Bound;
 use std::path::Path;
 
 use anyhow::Context as _;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Backend, LIST_PAGE_SIZE, add_to_counter};
+use super::{Backend, KeyPage, LIST_PAGE_SIZE, add_to_counter, ordered_page};
 
 /// All buckets share one table keyed by (bucket, key): a bucket is then a contiguous range,
 /// and named buckets need no schema changes.
@@ -97,21 +98,25 @@ impl Backend for RedbBackend {
         self.read(|table| Ok(table.get((bucket, key))?.is_some()))
     }
 
-    fn list_keys(&self, bucket: &str, offset: u64) -> anyhow::Result<(Vec<String>, Option<u64>)> {
+    fn list_keys(&self, bucket: &str, cursor: Option<&str>) -> anyhow::Result<KeyPage> {
+        // The cursor is the last key of the previous page: continue right after it.
+        let start = cursor.map_or(Bound::Included((bucket, "")), |after| {
+            Bound::Excluded((bucket, after))
+        });
         self.read(|table| {
-            let skip = usize::try_from(offset).unwrap_or(usize::MAX);
             let mut keys = Vec::new();
-            for entry in table.range((bucket, "")..)?.skip(skip) {
+            for entry in table
+                .range::<(&str, &str)>((start, Bound::Unbounded))?
+                .take(LIST_PAGE_SIZE + 1)
+            {
                 let (stored, _) = entry?;
                 let (stored_bucket, key) = stored.value();
-                if stored_bucket != bucket || keys.len() > LIST_PAGE_SIZE {
+                if stored_bucket != bucket {
                     break;
                 }
                 keys.push(key.to_owned());
             }
-            let next = (keys.len() > LIST_PAGE_SIZE).then(|| offset + LIST_PAGE_SIZE as u64);
-            keys.truncate(LIST_PAGE_SIZE);
-            Ok((keys, next))
+            Ok(ordered_page(keys))
         })
     }
 

@@ -1,11 +1,13 @@
 //! The WIT side of the key-value host: the generated bindings, the guest's bucket handles,
-//! and the `Host` traits implemented on [`KvView`] by translating to a [`Backend`].
+//! and the `Host` traits implemented on [`KvView`] by translating to a [`Backend`]; the
+//! request's `list-keys` cursors are mapped to the backend's by [`Cursors`].
 
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
 
 use super::Backend;
+use super::cursor::{Cursors, MAX_LIVE};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -51,12 +53,26 @@ impl From<ResourceTableError> for KvError {
 pub(crate) struct KvView<'a> {
     backend: &'a Arc<dyn Backend>,
     table: &'a mut ResourceTable,
+    cursors: &'a mut Cursors,
 }
 
 impl<'a> KvView<'a> {
-    /// A view over the shared backend and this request's resource table.
-    pub(crate) fn new(backend: &'a Arc<dyn Backend>, table: &'a mut ResourceTable) -> Self {
-        Self { backend, table }
+    /// A view over the shared backend and this request's resource table and cursors.
+    pub(crate) fn new(
+        backend: &'a Arc<dyn Backend>,
+        table: &'a mut ResourceTable,
+        cursors: &'a mut Cursors,
+    ) -> Self {
+        Self {
+            backend,
+            table,
+            cursors,
+        }
+    }
+
+    /// The name of the bucket behind `bucket`.
+    fn name(&self, bucket: &Resource<Bucket>) -> Result<String, KvError> {
+        Ok(self.table.get(bucket)?.name.clone())
     }
 
     /// Runs `op` against the backend on the blocking pool, for the bucket behind `bucket`.
@@ -65,7 +81,7 @@ impl<'a> KvView<'a> {
         bucket: &Resource<Bucket>,
         op: impl FnOnce(&dyn Backend, &str) -> anyhow::Result<R> + Send + 'static,
     ) -> Result<R, KvError> {
-        let name = self.table.get(bucket)?.name.clone();
+        let name = self.name(bucket)?;
         let backend = Arc::clone(self.backend);
         match tokio::task::spawn_blocking(move || op(backend.as_ref(), &name)).await {
             Ok(result) => result.map_err(|error| {
@@ -152,14 +168,33 @@ impl store::HostBucket for KvView<'_> {
         bucket: Resource<Bucket>,
         cursor: Option<u64>,
     ) -> Result<store::KeyResponse, KvError> {
-        // The cursor is guest-controlled; backends treat one past the end as an empty page.
-        let offset = cursor.unwrap_or(0);
-        let (keys, cursor) = self
+        let name = self.name(&bucket)?;
+        // The cursor is guest-controlled: only one handed to this request for this bucket
+        // stands for a place in a listing.
+        let resumed = cursor
+            .map(|number| {
+                let unknown = || {
+                    KvError::Other(format!(
+                        "unknown cursor {number}: a cursor is valid only in the request and for \
+                         the bucket it was handed to, and only among the {MAX_LIVE} most recent"
+                    ))
+                };
+                let resumed = self.cursors.resolve(&name, number).ok_or_else(unknown)?;
+                Ok::<_, KvError>(resumed.to_owned())
+            })
+            .transpose()?;
+        let page = self
             .run(&bucket, move |backend, name| {
-                backend.list_keys(name, offset)
+                backend.list_keys(name, resumed.as_deref())
             })
             .await?;
-        Ok(store::KeyResponse { keys, cursor })
+        let cursor = page
+            .cursor
+            .map(|continued| self.cursors.issue(&name, continued));
+        Ok(store::KeyResponse {
+            keys: page.keys,
+            cursor,
+        })
     }
 
     async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
@@ -219,5 +254,63 @@ impl batch::Host for KvView<'_> {
             backend.delete_many(name, &keys)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::LIST_PAGE_SIZE;
+    use super::super::memory::MemoryBackend;
+    use super::*;
+    use store::{Host as _, HostBucket as _};
+
+    /// Another handle on the bucket behind `bucket`.
+    fn handle(bucket: &Resource<Bucket>) -> Resource<Bucket> {
+        Resource::new_borrow(bucket.rep())
+    }
+
+    /// The value, or a panic naming the error.
+    #[track_caller]
+    fn ok<T>(result: Result<T, KvError>) -> T {
+        result.unwrap_or_else(|error| panic!("{error:?}"))
+    }
+
+    /// The WIT `error.other` message, or a panic naming what came instead.
+    #[track_caller]
+    fn other_error(result: Result<store::KeyResponse, KvError>) -> String {
+        match result {
+            Err(KvError::Other(message)) => message,
+            Err(KvError::Trap(trap)) => panic!("a trap: {trap:#}"),
+            Ok(page) => panic!("a page of {} keys", page.keys.len()),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_listing_follows_the_cursors_the_request_was_handed_and_no_others()
+    -> anyhow::Result<()> {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
+        let keys: Vec<(String, Vec<u8>)> = (0..=LIST_PAGE_SIZE)
+            .map(|i| (format!("k{i:05}"), vec![]))
+            .collect();
+        backend.set_many("", &keys)?;
+        backend.set("other", "k", b"")?;
+        let (mut table, mut cursors) = (ResourceTable::new(), Cursors::default());
+        let mut view = KvView::new(&backend, &mut table, &mut cursors);
+        let bucket = ok(view.open(String::new()).await);
+        let other = ok(view.open("other".to_owned()).await);
+
+        let first = ok(view.list_keys(handle(&bucket), None).await);
+        assert_eq!(first.keys.len(), LIST_PAGE_SIZE);
+        let cursor = first.cursor.expect("a second page");
+        let second = ok(view.list_keys(handle(&bucket), Some(cursor)).await);
+        assert_eq!(second.keys, [format!("k{LIST_PAGE_SIZE:05}")]);
+        assert_eq!(second.cursor, None);
+
+        // Cursors are guest-controlled: forged or misplaced ones are errors, not traps.
+        let forged = other_error(view.list_keys(handle(&bucket), Some(cursor + 1)).await);
+        assert!(forged.contains("unknown cursor"), "{forged}");
+        let misplaced = other_error(view.list_keys(other, Some(cursor)).await);
+        assert!(misplaced.contains("unknown cursor"), "{misplaced}");
+        Ok(())
     }
 }
