@@ -44,8 +44,11 @@ impl Server {
     pub async fn new(listener: TcpListener, config: Config) -> anyhow::Result<Self> {
         let max_connections = connection::max_connections(config.max_connections)?;
         let metrics = Arc::new(Metrics::default());
+        let batches = Arc::clone(&metrics);
         let kv: Arc<dyn Backend> = Arc::new(Instrumented::new(
-            config.store.open()?,
+            config
+                .store
+                .open(Box::new(move |writes| batches.kv_batch(writes)))?,
             config.store.kind(),
             Arc::clone(&metrics),
         ));

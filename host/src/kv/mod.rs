@@ -6,7 +6,8 @@
 //! - [`cursor`]: the `list-keys` cursors a request was handed, each standing for where a
 //!   backend's listing continues.
 //! - [`Backend`]: what a store does, knowing nothing of WIT; [`StoreSpec`]: which one to open.
-//! - [`memory`], [`redb`]: the backends; [`Instrumented`]: any of them, measured.
+//! - [`memory`], [`redb`]: the backends (redb commits the writes of every request in
+//!   groups, one fsync each); [`Instrumented`]: any of them, measured.
 
 pub(crate) mod cursor;
 mod instrumented;
@@ -36,6 +37,9 @@ pub(crate) struct KeyPage {
     /// [`Backend::list_keys`].
     pub(crate) cursor: Option<String>,
 }
+
+/// Told the number of writes in each batch a backend commits together (see `redb`).
+pub(crate) type BatchObserver = Box<dyn Fn(usize) + Send + 'static>;
 
 /// What a backend stores: byte values under string keys, in named buckets (`""` is the
 /// default one). Every method is one atomic, durable step for its backend.
@@ -133,11 +137,12 @@ impl StoreSpec {
         }
     }
 
-    /// Opens the backend, creating what is missing.
-    pub(crate) fn open(&self) -> anyhow::Result<Arc<dyn Backend>> {
+    /// Opens the backend, creating what is missing. A backend that commits writes in
+    /// batches tells `on_batch` each batch's size; the others never call it.
+    pub(crate) fn open(&self, on_batch: BatchObserver) -> anyhow::Result<Arc<dyn Backend>> {
         Ok(match self {
             Self::Memory => Arc::new(memory::MemoryBackend::default()),
-            Self::Redb(path) => Arc::new(redb::RedbBackend::open(path)?),
+            Self::Redb(path) => Arc::new(redb::RedbBackend::open(path, on_batch)?),
         })
     }
 }

@@ -1,28 +1,36 @@
-//! `--store redb:PATH`: durable, embedded, one file. Every write is its own transaction,
-//! committed with redb's default immediate durability (fsync) before the guest sees success,
-//! so anything a client got a 2xx for survives `kill -9` and power loss.
+//! `--store redb:PATH`: durable, embedded, one file.
+//!
+//! Reads are redb read transactions: they see the last commit and never wait for a writer.
+//! Writes go to the store's one [`writer`], which commits everything waiting in one
+//! transaction with immediate durability (one fsync for the whole batch) and answers each
+//! caller only once its write is on disk. So anything a client got a 2xx for survives
+//! `kill -9` and power loss, and a request that reads after writing sees its write.
+
+mod writer;
 
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 
-use super::{Backend, KeyPage, LIST_PAGE_SIZE, add_to_counter, ordered_page};
+use self::writer::{Change, Writer};
+use super::{Backend, BatchObserver, KeyPage, LIST_PAGE_SIZE, ordered_page};
 
 /// All buckets share one table keyed by (bucket, key): a bucket is then a contiguous range,
 /// and named buckets need no schema changes.
 const ENTRIES: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::new("entries");
 
 /// See the module docs.
-#[derive(Debug)]
 pub(crate) struct RedbBackend {
-    db: Database,
+    db: Arc<Database>,
+    writer: Writer,
 }
 
 impl RedbBackend {
     /// Opens the store at `path`, creating it and its parent directories if needed.
-    pub(crate) fn open(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn open(path: &Path, on_batch: BatchObserver) -> anyhow::Result<Self> {
         if let Some(parent) = path
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())
@@ -40,25 +48,19 @@ impl RedbBackend {
                 path.display()
             ),
         })?;
+        Self::new(db, on_batch)
+            .with_context(|| format!("cannot write to the store {}", path.display()))
+    }
+
+    /// Serves `db`, and starts its writer.
+    fn new(db: Database, on_batch: BatchObserver) -> anyhow::Result<Self> {
         // Create the table up front so that readers never meet a missing table.
         let txn = db.begin_write()?;
         txn.open_table(ENTRIES)?;
-        txn.commit()
-            .with_context(|| format!("cannot write to the store {}", path.display()))?;
-        Ok(Self { db })
-    }
-
-    fn write<R>(
-        &self,
-        op: impl FnOnce(&mut redb::Table<'_, (&str, &str), &[u8]>) -> anyhow::Result<R>,
-    ) -> anyhow::Result<R> {
-        let txn = self.db.begin_write()?;
-        let result = {
-            let mut table = txn.open_table(ENTRIES)?;
-            op(&mut table)?
-        };
         txn.commit()?;
-        Ok(result)
+        let db = Arc::new(db);
+        let writer = Writer::start(Arc::clone(&db), on_batch)?;
+        Ok(Self { db, writer })
     }
 
     fn read<R>(
@@ -81,17 +83,13 @@ impl Backend for RedbBackend {
     }
 
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
-        self.write(|table| {
-            table.insert((bucket, key), value)?;
-            Ok(())
-        })
+        let entries = vec![(key.to_owned(), value.to_vec())];
+        self.writer.submit(bucket, Change::Put(entries)).map(drop)
     }
 
     fn delete(&self, bucket: &str, key: &str) -> anyhow::Result<()> {
-        self.write(|table| {
-            table.remove((bucket, key))?;
-            Ok(())
-        })
+        let keys = vec![key.to_owned()];
+        self.writer.submit(bucket, Change::Remove(keys)).map(drop)
     }
 
     fn exists(&self, bucket: &str, key: &str) -> anyhow::Result<bool> {
@@ -121,15 +119,11 @@ impl Backend for RedbBackend {
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> anyhow::Result<u64> {
-        // redb admits one write transaction at a time, so read-add-write here is atomic.
-        self.write(|table| {
-            let current = table
-                .get((bucket, key))?
-                .map(|value| value.value().to_vec());
-            let next = add_to_counter(current.as_deref(), key, delta)?;
-            table.insert((bucket, key), next.to_string().as_bytes())?;
-            Ok(next)
-        })
+        let change = Change::Increment {
+            key: key.to_owned(),
+            delta,
+        };
+        self.writer.submit(bucket, change)
     }
 
     fn get_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
@@ -144,21 +138,18 @@ impl Backend for RedbBackend {
         })
     }
 
-    fn set_many(&self, bucket: &str, pairs: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
-        self.write(|table| {
-            for (key, value) in pairs {
-                table.insert((bucket, key.as_str()), value.as_slice())?;
-            }
-            Ok(())
-        })
+    fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+        self.writer
+            .submit(bucket, Change::Put(entries.to_vec()))
+            .map(drop)
     }
 
     fn delete_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<()> {
-        self.write(|table| {
-            for key in keys {
-                table.remove((bucket, key.as_str()))?;
-            }
-            Ok(())
-        })
+        self.writer
+            .submit(bucket, Change::Remove(keys.to_vec()))
+            .map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests;

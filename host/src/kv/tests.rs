@@ -6,10 +6,14 @@ use super::memory::MemoryBackend;
 use super::redb::RedbBackend;
 use super::{Backend, KeyPage, LIST_PAGE_SIZE, StoreSpec};
 
+/// A redb store at `path`, its batches unobserved.
+pub(super) fn redb_at(path: &std::path::Path) -> anyhow::Result<RedbBackend> {
+    RedbBackend::open(path, Box::new(|_| {}))
+}
+
 fn backends() -> Vec<(&'static str, Arc<dyn Backend>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let redb =
-        RedbBackend::open(&dir.path().join("nested/store.redb")).expect("a fresh redb store");
+    let redb = redb_at(&dir.path().join("nested/store.redb")).expect("a fresh redb store");
     vec![
         ("memory", Arc::new(MemoryBackend::default()), None),
         ("redb", Arc::new(redb), Some(dir)),
@@ -185,8 +189,8 @@ fn batches_read_and_delete_in_order() -> anyhow::Result<()> {
 fn redb_writes_survive_reopening() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("store.redb");
-    RedbBackend::open(&path)?.set("", "k", b"v")?;
-    assert_eq!(RedbBackend::open(&path)?.get("", "k")?, Some(b"v".to_vec()));
+    redb_at(&path)?.set("", "k", b"v")?;
+    assert_eq!(redb_at(&path)?.get("", "k")?, Some(b"v".to_vec()));
     Ok(())
 }
 
@@ -197,7 +201,7 @@ fn a_file_that_is_not_redb_is_refused_clearly() -> anyhow::Result<()> {
     std::fs::write(&path, vec![b'x'; 8192])?;
     let message = format!(
         "{:#}",
-        RedbBackend::open(&path)
+        redb_at(&path)
             .err()
             .ok_or_else(|| anyhow::anyhow!("opened garbage"))?
     );
