@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use test_support::ServerChild;
 
-use crate::workspace_root;
+use crate::{target_dir, wasm_release_dir, workspace_root};
 
 /// wrk settings: two threads (the machine has two cores), 32 connections.
 const WRK_ARGS: &[&str] = &["-t2", "-c32", "--latency"];
@@ -37,10 +37,9 @@ wrk.headers["Content-Type"] = "application/json"
 
 /// Runs every scenario for `seconds` each and prints the table.
 pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
-    let root = workspace_root();
-    let component = root.join("target/wasm32-wasip2/release/task_api.wasm");
-    let host = root.join("target/release/task-host");
-    let work = root.join("target/bench");
+    let component = wasm_release_dir()?.join("task_api.wasm");
+    let host = target_dir()?.join("release/task-host");
+    let work = workspace_root().join("target/bench");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let duration = format!("{seconds}s");
@@ -87,7 +86,7 @@ pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
     for (label, command) in servers {
         measure_throughput(label, command, &scenarios, &duration, &work)?;
     }
-    measure_swaps(&root, &host, &work)
+    measure_swaps(&component, &host, &work)
 }
 
 /// Runs every wrk scenario against one server; wrk's scripts are written to `work`.
@@ -128,12 +127,12 @@ fn measure_throughput(
 
 /// Swaps between task_api.wasm and hello_component.wasm under a running release task-host
 /// and prints the time from the rename to the first response from the new version.
-fn measure_swaps(root: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
+fn measure_swaps(task_api: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
     const SWAPS: usize = 6;
-    let release = root.join("target/wasm32-wasip2/release");
+    let hello = task_api.with_file_name("hello_component.wasm");
     let versions = [
-        (release.join("hello_component.wasm"), "swapped-in"),
-        (release.join("task_api.wasm"), "Task Manager API"),
+        (hello, "swapped-in"),
+        (task_api.to_path_buf(), "Task Manager API"),
     ];
     let served = work.join("served.wasm");
     std::fs::copy(&versions[1].0, &served)?;

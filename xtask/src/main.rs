@@ -45,8 +45,8 @@ const SHIPPED_COMPONENTS: &[(&str, &str)] = &[
     ("hello-component", "hello_component"),
     ("kv-fs", "kv_fs"),
 ];
-/// Where release components land.
-const WASM_RELEASE_DIR: &str = "target/wasm32-wasip2/release";
+/// Where release components land, in cargo's target directory.
+const WASM_RELEASE: &str = "wasm32-wasip2/release";
 
 /// Build, test and benchmark commands for task-api.
 #[derive(Parser)]
@@ -74,8 +74,9 @@ enum Task {
     /// Compose task_api_standalone.wasm from already-built components.
     Compose {
         /// Directory holding task_api.wasm and kv_fs.wasm; the result is written there too.
-        #[arg(long, default_value = WASM_RELEASE_DIR)]
-        dir: PathBuf,
+        /// By default cargo's, where `cargo xtask build` puts them.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Build every Dockerfile target and check the images against the real engine.
     Docker,
@@ -95,7 +96,10 @@ fn main() -> ExitCode {
             no_docker,
             cargo_only,
         } => test(no_docker, cargo_only),
-        Task::Compose { dir } => compose_standalone(&workspace_root().join(dir)),
+        Task::Compose { dir } => match dir {
+            Some(dir) => compose_standalone(&workspace_root().join(dir)),
+            None => wasm_release_dir().and_then(|dir| compose_standalone(&dir)),
+        },
         Task::Docker => docker::e2e(),
         Task::Bench { seconds } => build().and_then(|()| {
             require("wrk", "apt-get install wrk")?;
@@ -122,16 +126,17 @@ fn build() -> anyhow::Result<()> {
             .flat_map(|(package, _)| ["-p", *package]),
     );
     cargo("components for wasm32-wasip2", &components)?;
-    compose_standalone(&workspace_root().join(WASM_RELEASE_DIR))?;
+    let release = wasm_release_dir()?;
+    compose_standalone(&release)?;
     cargo("task-host", &["build", "--release", "-p", "task-host"])?;
     let root = workspace_root();
     let mut artifacts: Vec<PathBuf> = SHIPPED_COMPONENTS
         .iter()
         .map(|(_, file)| *file)
         .chain(["task_api_standalone"])
-        .map(|file| root.join(format!("{WASM_RELEASE_DIR}/{file}.wasm")))
+        .map(|file| release.join(format!("{file}.wasm")))
         .collect();
-    artifacts.push(root.join("target/release/task-host"));
+    artifacts.push(target_dir()?.join("release/task-host"));
     for artifact in artifacts {
         let size = std::fs::metadata(&artifact)
             .with_context(|| format!("{} was not built", artifact.display()))?
@@ -211,7 +216,7 @@ fn test_components() -> anyhow::Result<PathBuf> {
     let mut build = vec!["build", "--release", "--target", "wasm32-wasip2"];
     build.extend(COMPONENTS.iter().flat_map(|package| ["-p", *package]));
     cargo("test components", &build)?;
-    let built = target_dir()?.join("wasm32-wasip2/release");
+    let built = wasm_release_dir()?;
     let dir = workspace_root().join("target/test-components");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for package in COMPONENTS {
@@ -242,6 +247,11 @@ fn target_dir() -> anyhow::Result<PathBuf> {
         .as_str()
         .context("cargo metadata names no target_directory")?;
     Ok(PathBuf::from(dir))
+}
+
+/// Where cargo puts release components: [`WASM_RELEASE`] in its target directory.
+fn wasm_release_dir() -> anyhow::Result<PathBuf> {
+    Ok(target_dir()?.join(WASM_RELEASE))
 }
 
 /// Runs `cargo test` with the test components in `components`, passing its output through,
