@@ -1,8 +1,10 @@
 //! The grouped writer: many callers at once, a write refused inside a batch, and a commit
 //! that fails, on a disk whose fsyncs a test holds (so writes gather behind a commit) and
-//! fails. The contract every backend keeps is tested in `kv::tests`.
+//! fails; and what a listing reads of that disk. The contract every backend keeps is tested
+//! in `kv::tests`.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -10,17 +12,18 @@ use redb::StorageBackend;
 use redb::backends::InMemoryBackend;
 
 use super::RedbBackend;
-use crate::kv::Backend as _;
 use crate::kv::tests::redb_at;
+use crate::kv::{Backend as _, LIST_PAGE_SIZE};
 
 /// How long a test waits for the writer to reach a state before it fails.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A disk in memory whose syncs a test can hold and fail.
+/// A disk in memory whose syncs a test can hold and fail, and which counts its reads.
 #[derive(Debug, Default, Clone)]
 struct Disk {
     memory: Arc<InMemoryBackend>,
     syncs: Arc<Syncs>,
+    reads: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Default)]
@@ -76,9 +79,14 @@ impl Disk {
 
     /// A store on this disk, and the size of every batch it commits, as it commits them.
     fn store(&self) -> (RedbBackend, Arc<Mutex<Vec<usize>>>) {
+        self.store_with(&redb::Builder::new())
+    }
+
+    /// [`Self::store`], with redb configured by `builder`.
+    fn store_with(&self, builder: &redb::Builder) -> (RedbBackend, Arc<Mutex<Vec<usize>>>) {
         let batches = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&batches);
-        let db = redb::Builder::new()
+        let db = builder
             .create_with_backend(self.clone())
             .expect("a database in memory");
         let store = RedbBackend::new(
@@ -100,6 +108,7 @@ impl StorageBackend for Disk {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         self.memory.read(offset, out)
     }
 
@@ -304,5 +313,34 @@ fn a_failed_commit_fails_every_write_in_its_batch_and_only_those() -> anyhow::Re
     assert!(sizes(&batches).ends_with(&[1, 12]), "{:?}", sizes(&batches));
     // What reached the disk is unknown now: redb refuses every write until a restart.
     assert!(store.set("", "later", b"v").is_err());
+    Ok(())
+}
+
+#[test]
+fn a_page_deep_in_a_listing_reads_no_more_of_the_disk_than_the_first() -> anyhow::Result<()> {
+    const PAGES: usize = 20;
+    let disk = Disk::default();
+    // No cache: every page of the B-tree that a listing visits is read from the disk.
+    let (store, _) = disk.store_with(redb::Builder::new().set_cache_size(0));
+    let keys: Vec<(String, Vec<u8>)> = (0..PAGES * LIST_PAGE_SIZE)
+        .map(|i| (format!("task/{i:020}"), b"{}".to_vec()))
+        .collect();
+    store.set_many("", &keys)?;
+    let mut reads_per_page = Vec::new();
+    let mut cursor = None;
+    for _ in 0..PAGES {
+        let before = disk.reads.load(Ordering::Relaxed);
+        let page = store.list_keys("", cursor.as_deref())?;
+        reads_per_page.push(disk.reads.load(Ordering::Relaxed) - before);
+        cursor = page.cursor;
+    }
+    assert_eq!(cursor, None, "{PAGES} pages hold every key");
+    // Skipping to a page from the start, as an offset does, reads every page before it:
+    // the last page would read about twenty times what the first does.
+    let first = reads_per_page[0];
+    assert!(
+        reads_per_page.iter().all(|reads| *reads <= 2 * first),
+        "disk reads per page: {reads_per_page:?}"
+    );
     Ok(())
 }
