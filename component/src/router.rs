@@ -187,6 +187,11 @@ impl PathRoutes {
 /// Resolves `method` and `path_with_query` to a route. The query string is ignored.
 pub(crate) fn route(method: &str, path_with_query: &str) -> Result<Route, ApiError> {
     let requested = path_with_query.split(['?', '#']).next().unwrap_or_default();
+    // A request target names a path only as an absolute path (RFC 9112 §3.2.1): `tasks` or
+    // `*` are not `/tasks` or `/`.
+    if !requested.starts_with('/') {
+        return Err(ApiError::NotFound);
+    }
     let (routes, task_id) = ROUTES
         .iter()
         .find_map(|routes| Some((routes, routes.matches(requested)?)))
@@ -267,6 +272,10 @@ mod tests {
             "/tasks//complete",
             "/health/",
             "//",
+            "",
+            "*",
+            "tasks",
+            "tasks/1/complete",
         ] {
             assert!(
                 matches!(route("GET", path), Err(ApiError::NotFound)),
