@@ -37,13 +37,18 @@ impl Kind {
 pub(crate) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
+        if kept(byte) {
             out.push(char::from(byte));
         } else {
             out.push_str(&format!("~{byte:02X}"));
         }
     }
     out
+}
+
+/// Whether [`encode`] keeps `byte` as it is.
+fn kept(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
 }
 
 /// Reverses [`encode`]; `None` for anything `encode` cannot have produced.
@@ -56,9 +61,13 @@ pub(crate) fn decode(encoded: &str) -> Option<String> {
             if hex.bytes().any(|b| b.is_ascii_lowercase()) {
                 return None;
             }
-            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            let byte = u8::from_str_radix(hex, 16).ok()?;
+            if kept(byte) {
+                return None;
+            }
+            bytes.push(byte);
             rest = &tail[2..];
-        } else if first.is_ascii_alphanumeric() || first == b'_' || first == b'-' {
+        } else if kept(first) {
             bytes.push(first);
             rest = tail;
         } else {
@@ -80,7 +89,8 @@ pub(crate) fn key_path(key: &str, kind: Kind) -> PathBuf {
     path
 }
 
-/// The key whose value file is at `relative` (as made by [`key_path`]), if it is one.
+/// The key whose value file is at `relative`, if [`key_path`] puts one there: a name that
+/// only decodes to a key (`k~41` for `kA`, a short directory segment) is not that key's.
 pub(crate) fn key_of(relative: &Path) -> Option<String> {
     let mut encoded = String::new();
     let mut components = relative.iter().peekable();
@@ -92,7 +102,7 @@ pub(crate) fn key_of(relative: &Path) -> Option<String> {
         };
         encoded.push_str(chunk);
     }
-    decode(&encoded)
+    decode(&encoded).filter(|key| key_path(key, Kind::Value) == relative)
 }
 
 /// The directory name of bucket `identifier`.
@@ -192,6 +202,12 @@ mod tests {
         assert_eq!(key_of(Path::new(".tmp-123")), None);
         assert_eq!(decode("~zz"), None);
         assert_eq!(decode("~4a"), None, "only upper-case hex is produced");
+        assert_eq!(key_of(Path::new("k~41")), None, "`A` is never escaped");
+        assert_eq!(
+            key_of(Path::new("+ab/kcd")),
+            None,
+            "directory segments are full"
+        );
     }
 
     #[test]
