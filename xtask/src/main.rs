@@ -6,9 +6,10 @@
 //!   `task_api_standalone.wasm` ([`compose`]), and the `task-host` binary.
 //! - `cargo xtask compose` redoes just the composition.
 //! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile, formatting,
-//!   clippy on the host and wasm targets, all tests (component unit tests, host unit and
-//!   integration tests, the stock `wasmtime serve` tests), then [`docker::e2e`]: every
-//!   Dockerfile target built and checked against the real engine. The integration tests
+//!   clippy on the host and wasm targets, all tests (component unit tests, [`FUZZ_CASES`]
+//!   cases of each fuzz target, host unit and integration tests, the stock `wasmtime serve`
+//!   tests), then [`docker::e2e`]: every Dockerfile target built and checked against the
+//!   real engine. The integration tests
 //!   serve components this step builds first; `cargo test` finds them through
 //!   [`test_support::COMPONENTS_ENV`] and never calls back into xtask.
 //!
@@ -47,6 +48,10 @@ const SHIPPED_COMPONENTS: &[(&str, &str)] = &[
 ];
 /// Where release components land.
 const WASM_RELEASE_DIR: &str = "target/wasm32-wasip2/release";
+/// Cases per fuzz target (the proptest targets of the router, request validation, id parsing
+/// and kv-fs names): about 8 s for all of them on two cores. A `PROPTEST_CASES` already set
+/// wins, for longer runs.
+const FUZZ_CASES: &str = "2048";
 
 /// Build, test and benchmark commands for task-api.
 #[derive(Parser)]
@@ -253,9 +258,12 @@ fn cargo_test(args: &[&str], components: &Path) -> anyhow::Result<()> {
         components.display(),
         args.join(" ")
     );
-    let mut child = cargo_command()
-        .args(args)
-        .env(COMPONENTS_ENV, components)
+    let mut command = cargo_command();
+    command.args(args).env(COMPONENTS_ENV, components);
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        command.env("PROPTEST_CASES", FUZZ_CASES);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
         .context("tests: cannot run cargo")?;
