@@ -125,16 +125,9 @@ async fn key_value_operations_and_refused_bodies_are_counted() {
 async fn readyz_turns_503_once_a_drain_begins_while_livez_stays_200() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut host = ServerProcess::faulty(dir.path(), &["--admin-addr", "127.0.0.1:0"]);
-    let line = host
-        .wait_for_log("admin=http://", 1, Duration::from_secs(10))
-        .await;
-    let admin: SocketAddr = line[0]
-        .split("admin=http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.parse().ok())
-        .expect("the admin address in the startup log");
-    let probe = Client { addr: admin };
+    let probe = Client {
+        addr: host.admin_addr().await,
+    };
     assert_eq!(
         probe.get("/readyz").await.expect(200),
         json!({ "status": "ready" })

@@ -331,6 +331,20 @@ impl ServerProcess {
         }
     }
 
+    /// The admin listener's address, from the startup log: start the server with
+    /// `--admin-addr 127.0.0.1:0`.
+    pub(crate) async fn admin_addr(&self) -> SocketAddr {
+        let line = self
+            .wait_for_log("admin=http://", 1, Duration::from_secs(10))
+            .await;
+        line[0]
+            .split("admin=http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .expect("the admin address in the startup log")
+    }
+
     /// A client for this server.
     pub(crate) fn client(&self) -> Client {
         Client { addr: self.addr }
