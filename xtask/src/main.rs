@@ -7,12 +7,14 @@
 //! - `cargo xtask compose` redoes just the composition.
 //! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile, formatting,
 //!   clippy on the host and wasm targets, all tests (component unit tests, [`FUZZ_CASES`]
-//!   cases of each fuzz target, host unit and integration tests, the stock `wasmtime serve`
-//!   tests), then [`docker::e2e`]: every Dockerfile target built and checked against the
-//!   real engine. The integration tests
+//!   cases of each fuzz target, host unit and integration tests, the fault suite, the stock
+//!   `wasmtime serve` tests), then [`docker::e2e`]: every Dockerfile target built and
+//!   checked against the real engine. The integration tests
 //!   serve components this step builds first; `cargo test` finds them through
 //!   [`test_support::COMPONENTS_ENV`] and never calls back into xtask.
 //!
+//! - `cargo xtask faults` runs just the fault suite (`host/tests/faults`): the real
+//!   task-host binary under guest, client and store faults, printed as a table.
 //! - `cargo xtask docker` runs just the Docker end-to-end check.
 //! - `cargo xtask bench` builds in release and prints throughput and latency under `wrk`
 //!   load on 127.0.0.1, for task-host (redb, memory) and stock `wasmtime serve`.
@@ -82,6 +84,9 @@ enum Task {
         #[arg(long, default_value = WASM_RELEASE_DIR)]
         dir: PathBuf,
     },
+    /// Put the task-host binary through every fault it must survive and print the table:
+    /// fault, expected, seen.
+    Faults,
     /// Build every Dockerfile target and check the images against the real engine.
     Docker,
     /// Build in release, then load-test task-host and stock `wasmtime serve` with wrk.
@@ -101,6 +106,12 @@ fn main() -> ExitCode {
             cargo_only,
         } => test(no_docker, cargo_only),
         Task::Compose { dir } => compose_standalone(&workspace_root().join(dir)),
+        Task::Faults => test_components().and_then(|components| {
+            cargo_test(
+                &["test", "-p", "task-host", "--test", "faults"],
+                &components,
+            )
+        }),
         Task::Docker => docker::e2e(),
         Task::Bench { seconds } => build().and_then(|()| {
             require("wrk", "apt-get install wrk")?;
@@ -282,7 +293,8 @@ fn cargo_test(args: &[&str], components: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sums libtest's `test result: ok. 3 passed; 0 failed; …` lines.
+/// Sums libtest's `test result: ok. 3 passed; 0 failed; …` lines, and the fault suite's
+/// `faults: 11 passed, 0 failed, 2 skipped`.
 #[derive(Debug, Default, PartialEq)]
 struct Totals {
     passed: u64,
@@ -291,10 +303,13 @@ struct Totals {
 
 impl Totals {
     fn add(&mut self, line: &str) {
-        let Some(counts) = line.strip_prefix("test result: ") else {
+        let Some(counts) = line
+            .strip_prefix("test result: ")
+            .or_else(|| line.strip_prefix("faults: "))
+        else {
             return;
         };
-        for part in counts.split([';', '.']) {
+        for part in counts.split([';', '.', ',']) {
             let mut words = part.split_whitespace();
             match (
                 words.next().and_then(|n| n.parse::<u64>().ok()),
@@ -362,10 +377,12 @@ mod tests {
         totals
             .add("test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out");
         totals.add("test api::tests::x ... ok");
+        totals.add("faults: ran in 21.30 s");
+        totals.add("faults: 11 passed, 0 failed, 2 skipped");
         assert_eq!(
             totals,
             Totals {
-                passed: 46,
+                passed: 57,
                 failed: 1
             }
         );
