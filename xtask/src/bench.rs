@@ -10,13 +10,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
-use test_support::ServerChild;
+use anyhow::bail;
 
+use crate::load::{self, Server, host_command};
 use crate::workspace_root;
 
 /// wrk settings: two threads (the machine has two cores), 32 connections.
-const WRK_ARGS: &[&str] = &["-t2", "-c32", "--latency"];
+const WRK_ARGS: &[&str] = &["-t2", "-c32"];
 /// Tasks stored before the listing scenario, so `GET /tasks` reads a realistic page.
 const SEEDED_TASKS: usize = 100;
 
@@ -101,26 +101,18 @@ fn measure_throughput(
     let server = Server::start(command, label)?;
     for scenario in scenarios {
         server.seed(scenario.seeded_tasks)?;
-        let mut wrk = Command::new("wrk");
-        wrk.args(WRK_ARGS).args(["-d", duration]);
-        if let Some(source) = scenario.script {
-            let script = work.join("scenario.lua");
-            std::fs::write(&script, source)?;
-            wrk.arg("-s").arg(script);
-        }
-        let report = wrk
-            .arg(format!("{}{}", server.url, scenario.path))
-            .output()
-            .context("running wrk")?;
-        let (rate, p50, p99, errors) = parse_wrk(&String::from_utf8_lossy(&report.stdout));
-        let note = if errors.is_empty() {
+        let mut args = WRK_ARGS.to_vec();
+        args.extend(["-d", duration]);
+        let url = format!("{}{}", server.url, scenario.path);
+        let report = load::wrk(&args, scenario.script, &url, work)?;
+        let note = if report.errors.is_empty() {
             String::new()
         } else {
-            format!("  ({errors})")
+            format!("  ({})", report.errors)
         };
         println!(
-            "{label:<34} {:<24} {rate:>10} {p50:>9} {p99:>9}{note}",
-            scenario.name
+            "{label:<34} {:<24} {:>10} {:>9} {:>9}{note}",
+            scenario.name, report.rate, report.p50, report.p99
         );
     }
     Ok(())
@@ -174,90 +166,4 @@ fn get_root(addr: SocketAddr) -> std::io::Result<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     Ok(response)
-}
-
-fn host_command(host: &Path, component: &Path, store: &str) -> Command {
-    let mut command = test_support::task_host_serve(Command::new(host));
-    command
-        .args(["--store", store, "--component"])
-        .arg(component)
-        .env("RUST_LOG", "warn");
-    command
-}
-
-/// A server under load, killed on drop.
-struct Server {
-    child: ServerChild,
-    url: String,
-}
-
-impl Server {
-    /// Starts `command` and reads its address from the startup line.
-    fn start(mut command: Command, label: &str) -> anyhow::Result<Self> {
-        let child = ServerChild::spawn(&mut command, std::io::sink())
-            .with_context(|| format!("starting {label}"))?;
-        Ok(Self {
-            url: format!("http://{}", child.addr()),
-            child,
-        })
-    }
-
-    fn seed(&self, tasks: usize) -> anyhow::Result<()> {
-        for i in 0..tasks {
-            let status = Command::new("curl")
-                .args([
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "-H",
-                    "content-type: application/json",
-                    "-d",
-                ])
-                .arg(format!(r#"{{"title":"seed {i}"}}"#))
-                .arg(format!("{}/tasks", self.url))
-                .status()?;
-            if !status.success() {
-                bail!("seeding task {i} failed");
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Pulls requests/second, the 50th and 99th latency percentiles and any error line out of
-/// wrk's report.
-fn parse_wrk(report: &str) -> (String, String, String, String) {
-    let field = |prefix: &str| {
-        report
-            .lines()
-            .map(str::trim)
-            .find_map(|line| line.strip_prefix(prefix))
-            .map_or_else(
-                || "-".to_owned(),
-                |rest| rest.split_whitespace().next().unwrap_or("-").to_owned(),
-            )
-    };
-    let errors = report
-        .lines()
-        .map(str::trim)
-        .filter(|line| line.starts_with("Socket errors") || line.starts_with("Non-2xx"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    (field("Requests/sec:"), field("50%"), field("99%"), errors)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_wrk;
-
-    #[test]
-    fn wrk_reports_are_parsed() {
-        let report = "  Latency Distribution\n     50%    1.20ms\n     99%    9.87ms\n  Non-2xx or 3xx responses: 5\nRequests/sec:  12345.67\n";
-        let (rate, p50, p99, errors) = parse_wrk(report);
-        assert_eq!(
-            (rate.as_str(), p50.as_str(), p99.as_str()),
-            ("12345.67", "1.20ms", "9.87ms")
-        );
-        assert_eq!(errors, "Non-2xx or 3xx responses: 5");
-    }
 }

@@ -33,6 +33,7 @@ use test_support::COMPONENTS_ENV;
 mod bench;
 mod compose;
 mod docker;
+mod load;
 
 /// Components built for wasm32-wasip2: what ships, and the fixtures tests serve.
 const COMPONENTS: &[&str] = &[
