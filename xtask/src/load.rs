@@ -60,6 +60,8 @@ impl Server {
 /// What wrk reported.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Report {
+    /// Requests completed, as wrk counts them.
+    pub(crate) requests: String,
     /// Requests per second.
     pub(crate) rate: String,
     pub(crate) p50: String,
@@ -91,7 +93,7 @@ pub(crate) fn wrk(
 }
 
 impl Report {
-    /// Pulls requests/second, the 50th and 99th latency percentiles and
+    /// Pulls the request count, requests/second, the 50th and 99th latency percentiles and
     /// any error line out of wrk's report.
     fn parse(report: &str) -> Self {
         let lines = || report.lines().map(str::trim);
@@ -102,11 +104,17 @@ impl Report {
                 .unwrap_or("-")
                 .to_owned()
         };
+        let requests = lines()
+            .find(|line| line.contains(" requests in "))
+            .and_then(|line| line.split_whitespace().next())
+            .unwrap_or("-")
+            .to_owned();
         let errors = lines()
             .filter(|line| line.starts_with("Socket errors") || line.starts_with("Non-2xx"))
             .collect::<Vec<_>>()
             .join("; ");
         Self {
+            requests,
             rate: field("Requests/sec:"),
             p50: field("50%"),
             p99: field("99%"),
@@ -127,6 +135,7 @@ mod tests {
         assert_eq!(
             Report::parse(report),
             Report {
+                requests: "123456".into(),
                 rate: "12345.67".into(),
                 p50: "1.20ms".into(),
                 p99: "9.87ms".into(),

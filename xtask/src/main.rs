@@ -18,6 +18,8 @@
 //! - `cargo xtask docker` runs just the Docker end-to-end check.
 //! - `cargo xtask bench` builds in release and prints throughput and latency under `wrk`
 //!   load on 127.0.0.1, for task-host (redb, memory) and stock `wasmtime serve`.
+//! - `cargo xtask soak` loads a release task-host on redb for a minute with reads and
+//!   writes mixed ([`soak`]): no request may fail, and its memory must stay flat.
 //!
 //! Each step prints a `==>` header and the whole run stops at the first failure.
 
@@ -34,6 +36,7 @@ mod bench;
 mod compose;
 mod docker;
 mod load;
+mod soak;
 
 /// Components built for wasm32-wasip2: what ships, and the fixtures tests serve.
 const COMPONENTS: &[&str] = &[
@@ -96,6 +99,16 @@ enum Task {
         #[arg(long, default_value_t = 10)]
         seconds: u32,
     },
+    /// Build in release, then load task-host on redb with reads and writes, and fail on any
+    /// error or on memory that grows over the second half of the run.
+    Soak {
+        /// Seconds of load.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// Connections wrk keeps open.
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -118,6 +131,10 @@ fn main() -> ExitCode {
             require("wrk", "apt-get install wrk")?;
             bench::run(seconds)
         }),
+        Task::Soak {
+            seconds,
+            connections,
+        } => require("wrk", "apt-get install wrk").and_then(|()| soak::run(seconds, connections)),
     };
     match result {
         Ok(()) => {
