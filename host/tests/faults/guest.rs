@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::{ServerProcess, exchange_bytes};
-use crate::load::{self, Answer, Load, PROMPT};
+use crate::load::{self, Answer, Load, PROMPT, all_at_once};
 use crate::table::{Row, duration, grouped, setting, span};
 
 /// Clients sending normal requests back to back: enough to keep two cores busy.
@@ -79,18 +79,13 @@ struct Fault {
 async fn each_answers(load: &Load, addr: SocketAddr, fault: Fault) -> Row {
     let count = 2 * std::thread::available_parallelism().map_or(2, usize::from);
     let path = fault.path;
-    let requests: Vec<_> = (0..count)
-        .map(|_| tokio::spawn(async move { load::get(addr, path).await }))
-        .collect();
     let (answers, normal) = load
-        .during(async {
-            let mut answers = Vec::new();
-            for request in requests {
-                answers.push(request.await.unwrap_or_else(|error| Err(error.to_string())));
-            }
-            answers
-        })
+        .during(all_at_once((0..count).map(|_| load::get(addr, path))))
         .await;
+    let answers: Vec<Result<Answer, String>> = answers
+        .into_iter()
+        .map(|answer| answer.unwrap_or_else(|| Err("the request's task panicked".to_owned())))
+        .collect();
     let body = json!({ "detail": fault.detail });
     let as_expected = |answer: &Answer| {
         answer.status == fault.status && answer.json == body && fault.within.contains(&answer.took)
@@ -132,27 +127,21 @@ async fn cut_off_after_the_head(load: &Load, host: &ServerProcess) -> Row {
     const FAILURES: [&str; 3] = ["trap", "alloc", "loop"];
     const LOGGED: &str = "guest failed after the response head";
     let addr = host.addr;
-    let requests = FAILURES.map(|then| {
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let request = format!(
-                "GET /partial?then={then} HTTP/1.1\r\nHost: faults\r\nConnection: close\r\n\r\n"
-            );
-            let (answer, _) = exchange_bytes(addr, request.into_bytes()).await;
-            (answer, started.elapsed())
-        })
+    let requests = FAILURES.map(|then| async move {
+        let started = Instant::now();
+        let request = format!(
+            "GET /partial?then={then} HTTP/1.1\r\nHost: faults\r\nConnection: close\r\n\r\n"
+        );
+        let (answer, _) = exchange_bytes(addr, request.into_bytes()).await;
+        (answer, started.elapsed())
     });
-    let (answers, normal) = load
-        .during(async {
-            let mut answers = Vec::new();
-            for request in requests {
-                answers.push(request.await.expect("a raw request"));
-            }
-            answers
-        })
-        .await;
+    let (answers, normal) = load.during(all_at_once(requests)).await;
     let mut cut_off = Vec::new();
-    for (then, (answer, took)) in FAILURES.iter().zip(&answers) {
+    for (then, answer) in FAILURES.iter().zip(&answers) {
+        // A request whose task panicked is not cut off: it is missing from the count.
+        let Some((answer, took)) = answer else {
+            continue;
+        };
         let head_went_out = answer.starts_with("HTTP/1.1 200") && answer.contains(r#"{"partial":"#);
         let ended_as_whole = answer.ends_with("0\r\n\r\n");
         if head_went_out && !ended_as_whole && *took < REQUEST_TIMEOUT + PROMPT {

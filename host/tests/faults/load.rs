@@ -181,6 +181,19 @@ pub(crate) async fn probed<T>(addr: SocketAddr, work: impl Future<Output = T>) -
     tokio::join!(working, probing)
 }
 
+/// Runs every future at once, each as a task of its own, and returns their outputs in
+/// order; `None` for one that panicked.
+pub(crate) async fn all_at_once<T: Send + 'static>(
+    work: impl IntoIterator<Item = impl Future<Output = T> + Send + 'static>,
+) -> Vec<Option<T>> {
+    let tasks: Vec<_> = work.into_iter().map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outputs.push(task.await.ok());
+    }
+    outputs
+}
+
 /// One normal request: `GET /` answered 200, and how long that took.
 async fn normal(addr: SocketAddr) -> Result<Duration, String> {
     match get(addr, "/").await? {

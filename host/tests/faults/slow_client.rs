@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::common::ServerProcess;
-use crate::load::{self, PROMPT, probed};
+use crate::load::{self, PROMPT, all_at_once, probed};
 use crate::table::{Row, count, duration, grouped, setting, span};
 
 /// The server's `--header-timeout`.
@@ -138,18 +138,9 @@ fn tally(descriptions: impl IntoIterator<Item = String>) -> String {
 
 /// Slowloris: heads sent a byte every 100 ms, which would take 14 s each.
 async fn dribbled_heads(addr: SocketAddr) -> Row {
-    let (endings, normal) = probed(addr, async {
-        let clients: Vec<_> = (0..DRIBBLERS)
-            .map(|_| tokio::spawn(dribble(addr)))
-            .collect();
-        let mut endings = Vec::new();
-        for client in clients {
-            endings.push(client.await.ok().flatten());
-        }
-        endings
-    })
-    .await;
-    let closed: Vec<&Ending> = endings.iter().flatten().collect();
+    let dribbling = (0..DRIBBLERS).map(|_| dribble(addr));
+    let (endings, normal) = probed(addr, all_at_once(dribbling)).await;
+    let closed: Vec<&Ending> = endings.iter().flatten().flatten().collect();
     let met = closed.len() == DRIBBLERS && closed.iter().all(|ending| ending.timed_out());
     let mut seen = format!(
         "{} after {}",
@@ -222,16 +213,15 @@ async fn idle_connections_up_to_the_cap(addr: SocketAddr, admin: SocketAddr) -> 
     let one_more = Instant::now();
     let mut refused = TcpStream::connect(addr).await.expect("connect");
     let refusal = ending(&mut refused, one_more).await;
-    let closing: Vec<_> = idle
+    let closing = idle
         .into_iter()
-        .map(|(mut stream, connected)| {
-            tokio::spawn(async move { ending(&mut stream, connected).await })
-        })
+        .map(|(mut stream, connected)| async move { ending(&mut stream, connected).await });
+    let closed: Vec<Ending> = all_at_once(closing)
+        .await
+        .into_iter()
+        .flatten()
+        .flatten()
         .collect();
-    let mut closed = Vec::new();
-    for connection in closing {
-        closed.extend(connection.await.ok().flatten());
-    }
     let after_all = load::get(addr, "/").await;
 
     let all_closed =
@@ -313,31 +303,21 @@ async fn big_heads(
         "GET / HTTP/1.1\r\nHost: faults\r\nX-Fill: {}\r\nConnection: close\r\n\r\n",
         "f".repeat(size)
     );
-    let (endings, normal) = probed(addr, async {
-        let sending: Vec<_> = (0..COPIES)
-            .map(|_| {
-                let head = head.clone();
-                tokio::spawn(async move {
-                    let stream = TcpStream::connect(addr).await.ok()?;
-                    let connected = Instant::now();
-                    let (mut reader, mut writer) = stream.into_split();
-                    // The server may answer and close before it has read it all.
-                    let writing =
-                        tokio::spawn(async move { writer.write_all(head.as_bytes()).await });
-                    let ending = ending(&mut reader, connected).await;
-                    writing.abort();
-                    ending
-                })
-            })
-            .collect();
-        let mut endings = Vec::new();
-        for request in sending {
-            endings.push(request.await.ok().flatten());
+    let sending = (0..COPIES).map(|_| {
+        let head = head.clone();
+        async move {
+            let stream = TcpStream::connect(addr).await.ok()?;
+            let connected = Instant::now();
+            let (mut reader, mut writer) = stream.into_split();
+            // The server may answer and close before it has read it all.
+            let writing = tokio::spawn(async move { writer.write_all(head.as_bytes()).await });
+            let ending = ending(&mut reader, connected).await;
+            writing.abort();
+            ending
         }
-        endings
-    })
-    .await;
-    let ended: Vec<&Ending> = endings.iter().flatten().collect();
+    });
+    let (endings, normal) = probed(addr, all_at_once(sending)).await;
+    let ended: Vec<&Ending> = endings.iter().flatten().flatten().collect();
     let met = ended.len() == COPIES
         && ended.iter().all(|ending| acceptable(&ending.answer))
         && normal.held();
