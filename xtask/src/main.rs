@@ -214,10 +214,8 @@ fn test(no_docker: bool) -> anyhow::Result<()> {
 /// binary: cargo's own last line is often a doc-test run of zero tests, which says nothing.
 fn cargo_test(args: &[&str]) -> anyhow::Result<()> {
     eprintln!("==> tests: cargo {}", args.join(" "));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut child = Command::new(cargo)
+    let mut child = cargo_command()
         .args(args)
-        .current_dir(workspace_root())
         .stdout(Stdio::piped())
         .spawn()
         .context("tests: cannot run cargo")?;
@@ -262,19 +260,46 @@ impl Totals {
     }
 }
 
-/// Runs cargo (the one running us, so the pinned toolchain is used) from the workspace root.
+/// Runs cargo with `args` as the step `step`.
 fn cargo(step: &str, args: &[&str]) -> anyhow::Result<()> {
     eprintln!("==> {step}: cargo {}", args.join(" "));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let status = cargo_command()
         .args(args)
-        .current_dir(workspace_root())
         .status()
         .with_context(|| format!("{step}: cannot run cargo"))?;
     if !status.success() {
         bail!("{step} failed ({status})");
     }
     Ok(())
+}
+
+/// cargo (the one running us, so the pinned toolchain is used), in the workspace root, without
+/// the variables `cargo run` set for xtask itself. Build scripts see what they inherit:
+/// ring's reads CARGO_MANIFEST_DIR, so a value from xtask made every cargo command outside
+/// xtask rebuild ring and what depends on it (rustls, wasmtime-wasi-http, task-host).
+fn cargo_command() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_run) {
+            command.env_remove(&name);
+        }
+    }
+    command.current_dir(workspace_root());
+    command
+}
+
+/// Whether `cargo run` sets the variable `name` for the package it runs. `CARGO` itself stays:
+/// it names the cargo to use.
+fn set_by_cargo_run(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 /// Fails with `hint` unless `tool` can be started (`wrk --version` exits 1, so only

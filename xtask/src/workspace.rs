@@ -4,12 +4,9 @@
 //! file names come from the packages' own manifests.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
-
-use crate::workspace_root;
 
 /// The parts of the workspace xtask builds from.
 #[derive(Debug)]
@@ -34,10 +31,8 @@ pub(crate) struct Component {
 impl Workspace {
     /// Reads the workspace with `cargo metadata --no-deps`, which needs no network.
     pub(crate) fn load() -> anyhow::Result<Self> {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
+        let output = crate::cargo_command()
             .args(["metadata", "--format-version", "1", "--no-deps"])
-            .current_dir(workspace_root())
             .output()
             .context("cannot run cargo metadata")?;
         if !output.status.success() {
