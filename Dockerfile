@@ -103,13 +103,20 @@ FROM scratch AS component
 COPY --from=component-builder /out/ /
 
 # ---------------------------------------------------------------------------------------------
-# dev-deps: every dependency of the workspace compiled in the dev profile (and clippy's
-# metadata) against the skeleton, baked into the image, so that the test stage's build of a
-# source edit compiles only our crates, never wasmtime.
+# dev-deps: every dependency the test stage compiles, built in the dev profile against the
+# skeleton and baked into the image, so that its build of a source edit compiles only our
+# crates, never wasmtime:
+# - the workspace, and clippy's metadata for it;
+# - xtask alone, as `cargo xtask` builds it (cargo resolves its features apart);
+# - clippy's metadata for wasm32-wasip2, for the components `cargo xtask lint` checks: they
+#   are the members other than the host and xtask (which do not build for wasm32), so
+#   excluding those two prebuilds them without a copy of the list.
 FROM base AS dev-deps
 ENV CARGO_TARGET_DIR=/cargo-target
 RUN cargo build --locked --workspace --all-targets \
- && cargo clippy --locked --workspace --all-targets
+ && cargo build --locked -p xtask \
+ && cargo clippy --locked --workspace --all-targets \
+ && cargo clippy --locked --target wasm32-wasip2 --workspace --exclude task-host --exclude xtask
 
 # ---------------------------------------------------------------------------------------------
 # test: the seed's "Testing Stage" and "Static Analysis" bonuses. Any failure fails the build.
