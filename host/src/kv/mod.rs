@@ -2,7 +2,9 @@
 //! [`Backend`] that every request and instance of the process shares.
 //!
 //! - [`wit`]: the WIT glue. Its `KvView` only translates between guest handles and the
-//!   backend, and runs backend calls on tokio's blocking pool, since they may block on disk.
+//!   backend. It runs reads on tokio's blocking pool, since they may block on disk, and
+//!   awaits writes through [`Backend::write`].
+//! - [`Write`]: a write as a value, which can travel to where it is committed.
 //! - [`cursor`]: the `list-keys` cursors a request was handed, each standing for where a
 //!   backend's listing continues.
 //! - [`Backend`]: what a store does, knowing nothing of WIT; [`StoreSpec`]: which one to open.
@@ -14,8 +16,10 @@ mod instrumented;
 mod memory;
 mod redb;
 pub(crate) mod wit;
+mod write;
 
 pub(crate) use instrumented::Instrumented;
+pub(crate) use write::{Pending, Write};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -70,6 +74,20 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> anyhow::Result<()>;
     /// Removes every key, in one step.
     fn delete_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<()>;
+
+    /// Applies `write` to `bucket` like the blocking method of the same name, but holds no
+    /// thread while it waits: it resolves once the write is durable (see [`Pending`]).
+    ///
+    /// By default the blocking method runs on tokio's blocking pool. A backend whose writes
+    /// are committed by a writer of its own (redb) queues the write to it instead, so that a
+    /// caller waiting for a commit costs a parked future rather than a parked thread.
+    fn write(self: Arc<Self>, bucket: String, write: Write) -> Pending {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || write.apply_blocking(self.as_ref(), &bucket))
+                .await
+                .context("the key-value task failed")?
+        })
+    }
 }
 
 /// A page of a backend that lists in key order, from up to [`LIST_PAGE_SIZE`]` + 1` keys

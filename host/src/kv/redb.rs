@@ -3,7 +3,8 @@
 //! Reads are redb read transactions: they see the last commit and never wait for a writer.
 //! Writes go to the store's one [`writer`], which commits everything waiting in one
 //! transaction with immediate durability (one fsync for the whole batch) and answers each
-//! caller only once its write is on disk. So anything a client got a 2xx for survives
+//! caller only once its write is on disk. [`Backend::write`] awaits that answer without
+//! holding a thread; the blocking methods block theirs. So anything a client got a 2xx for survives
 //! `kill -9` and power loss, and a request that reads after writing sees its write.
 
 mod writer;
@@ -15,8 +16,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use redb::{Database, ReadableDatabase, TableDefinition};
 
-use self::writer::{Change, Writer};
-use super::{Backend, BatchObserver, KeyPage, LIST_PAGE_SIZE, ordered_page};
+use self::writer::Writer;
+use super::{Backend, BatchObserver, KeyPage, LIST_PAGE_SIZE, Pending, Write, ordered_page};
 
 /// All buckets share one table keyed by (bucket, key): a bucket is then a contiguous range,
 /// and named buckets need no schema changes.
@@ -83,13 +84,18 @@ impl Backend for RedbBackend {
     }
 
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
-        let entries = vec![(key.to_owned(), value.to_vec())];
-        self.writer.submit(bucket, Change::Put(entries)).map(drop)
+        let write = Write::Set {
+            key: key.to_owned(),
+            value: value.to_vec(),
+        };
+        self.writer.submit(bucket, write).map(drop)
     }
 
     fn delete(&self, bucket: &str, key: &str) -> anyhow::Result<()> {
-        let keys = vec![key.to_owned()];
-        self.writer.submit(bucket, Change::Remove(keys)).map(drop)
+        let write = Write::Delete {
+            key: key.to_owned(),
+        };
+        self.writer.submit(bucket, write).map(drop)
     }
 
     fn exists(&self, bucket: &str, key: &str) -> anyhow::Result<bool> {
@@ -119,11 +125,11 @@ impl Backend for RedbBackend {
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> anyhow::Result<u64> {
-        let change = Change::Increment {
+        let write = Write::Increment {
             key: key.to_owned(),
             delta,
         };
-        self.writer.submit(bucket, change)
+        self.writer.submit(bucket, write)
     }
 
     fn get_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
@@ -140,14 +146,18 @@ impl Backend for RedbBackend {
 
     fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
         self.writer
-            .submit(bucket, Change::Put(entries.to_vec()))
+            .submit(bucket, Write::SetMany(entries.to_vec()))
             .map(drop)
     }
 
     fn delete_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<()> {
         self.writer
-            .submit(bucket, Change::Remove(keys.to_vec()))
+            .submit(bucket, Write::DeleteMany(keys.to_vec()))
             .map(drop)
+    }
+
+    fn write(self: Arc<Self>, bucket: String, write: Write) -> Pending {
+        self.writer.queue(bucket, write)
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::memory::MemoryBackend;
 use super::redb::RedbBackend;
-use super::{Backend, KeyPage, LIST_PAGE_SIZE, StoreSpec};
+use super::{Backend, KeyPage, LIST_PAGE_SIZE, StoreSpec, Write};
 
 /// A redb store at `path`, its batches unobserved.
 pub(super) fn redb_at(path: &std::path::Path) -> anyhow::Result<RedbBackend> {
@@ -181,6 +181,53 @@ fn batches_read_and_delete_in_order() -> anyhow::Result<()> {
         );
         backend.delete_many("", &keys)?;
         assert_eq!(backend.list_keys("", None)?, KeyPage::default(), "{name}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_awaited_without_a_thread_keep_the_same_contract() -> anyhow::Result<()> {
+    for (name, backend, _dir) in backends() {
+        let write = |write: Write| Arc::clone(&backend).write("b".to_owned(), write);
+        assert_eq!(
+            write(Write::Increment {
+                key: "n".into(),
+                delta: 2
+            })
+            .await?,
+            2,
+            "{name}"
+        );
+        assert_eq!(
+            write(Write::Increment {
+                key: "n".into(),
+                delta: 1
+            })
+            .await?,
+            3,
+            "{name}"
+        );
+        let set = Write::Set {
+            key: "k".into(),
+            value: b"v".to_vec(),
+        };
+        assert_eq!(write(set).await?, 0, "{name}");
+        assert_eq!(backend.get("b", "k")?, Some(b"v".to_vec()), "{name}");
+        let refused = write(Write::Increment {
+            key: "k".into(),
+            delta: 1,
+        })
+        .await;
+        assert!(refused.is_err(), "{name}: not a counter");
+        let pairs = vec![
+            ("x".to_owned(), b"1".to_vec()),
+            ("y".to_owned(), b"2".to_vec()),
+        ];
+        write(Write::SetMany(pairs)).await?;
+        write(Write::DeleteMany(vec!["x".into(), "n".into()])).await?;
+        write(Write::Delete { key: "k".into() }).await?;
+        let (keys, _) = list_all(backend.as_ref(), "b")?;
+        assert_eq!(keys, ["y"], "{name}");
     }
     Ok(())
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
 
-use super::Backend;
 use super::cursor::{Cursors, MAX_LIVE};
+use super::{Backend, Write};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -84,15 +84,28 @@ impl<'a> KvView<'a> {
         let name = self.name(bucket)?;
         let backend = Arc::clone(self.backend);
         match tokio::task::spawn_blocking(move || op(backend.as_ref(), &name)).await {
-            Ok(result) => result.map_err(|error| {
-                tracing::warn!("key-value store: {error:#}");
-                KvError::Other(format!("{error:#}"))
-            }),
+            Ok(result) => result.map_err(store_error),
             Err(join) => Err(KvError::Trap(wasmtime::format_err!(
                 "key-value task failed: {join}"
             ))),
         }
     }
+
+    /// Applies `write` to the bucket behind `bucket` and awaits its commit, without holding
+    /// a thread for it where the backend can ([`Backend::write`]).
+    async fn write(&mut self, bucket: &Resource<Bucket>, write: Write) -> Result<u64, KvError> {
+        let name = self.name(bucket)?;
+        Arc::clone(self.backend)
+            .write(name, write)
+            .await
+            .map_err(store_error)
+    }
+}
+
+/// A backend's failure, for the guest: `error.other` with the whole message, also logged.
+fn store_error(error: anyhow::Error) -> KvError {
+    tracing::warn!("key-value store: {error:#}");
+    KvError::Other(format!("{error:#}"))
 }
 
 /// Marker tying the generated `add_to_linker` functions to [`KvView`].
@@ -147,15 +160,13 @@ impl store::HostBucket for KvView<'_> {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), KvError> {
-        self.run(&bucket, move |backend, name| {
-            backend.set(name, &key, &value)
-        })
-        .await
+        self.write(&bucket, Write::Set { key, value }).await?;
+        Ok(())
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), KvError> {
-        self.run(&bucket, move |backend, name| backend.delete(name, &key))
-            .await
+        self.write(&bucket, Write::Delete { key }).await?;
+        Ok(())
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool, KvError> {
@@ -210,10 +221,7 @@ impl atomics::Host for KvView<'_> {
         key: String,
         delta: u64,
     ) -> Result<u64, KvError> {
-        self.run(&bucket, move |backend, name| {
-            backend.increment(name, &key, delta)
-        })
-        .await
+        self.write(&bucket, Write::Increment { key, delta }).await
     }
 }
 
@@ -239,10 +247,8 @@ impl batch::Host for KvView<'_> {
         bucket: Resource<Bucket>,
         entries: Vec<(String, Vec<u8>)>,
     ) -> Result<(), KvError> {
-        self.run(&bucket, move |backend, name| {
-            backend.set_many(name, &entries)
-        })
-        .await
+        self.write(&bucket, Write::SetMany(entries)).await?;
+        Ok(())
     }
 
     async fn delete_many(
@@ -250,10 +256,8 @@ impl batch::Host for KvView<'_> {
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Result<(), KvError> {
-        self.run(&bucket, move |backend, name| {
-            backend.delete_many(name, &keys)
-        })
-        .await
+        self.write(&bucket, Write::DeleteMany(keys)).await?;
+        Ok(())
     }
 }
 

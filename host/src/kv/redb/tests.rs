@@ -13,7 +13,7 @@ use redb::backends::InMemoryBackend;
 
 use super::RedbBackend;
 use crate::kv::tests::redb_at;
-use crate::kv::{Backend as _, LIST_PAGE_SIZE};
+use crate::kv::{Backend as _, LIST_PAGE_SIZE, Write};
 
 /// How long a test waits for the writer to reach a state before it fails.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -222,6 +222,41 @@ fn concurrent_increments_from_many_threads_never_repeat_and_are_committed() -> a
         reopened.get("", "n")?,
         Some((THREADS * EACH).to_string().into_bytes()),
         "the last id handed out is the committed counter"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_increments_awaited_from_many_tasks_never_repeat() -> anyhow::Result<()> {
+    const TASKS: u64 = 64;
+    const EACH: u64 = 20;
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(redb_at(&dir.path().join("store.redb"))?);
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for _ in 0..EACH {
+                    let increment = Write::Increment {
+                        key: "n".into(),
+                        delta: 1,
+                    };
+                    ids.push(Arc::clone(&store).write(String::new(), increment).await?);
+                }
+                anyhow::Ok(ids)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.extend(task.await??);
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=TASKS * EACH).collect::<Vec<_>>());
+    assert_eq!(
+        store.get("", "n")?,
+        Some((TASKS * EACH).to_string().into_bytes())
     );
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! Group commit: the redb store's one writer.
 //!
-//! Every write of every request ([`Writer::submit`]) goes over a bounded channel to one
-//! thread, which owns redb's write side. It takes everything waiting, at most
-//! [`MAX_BATCH_WRITES`] writes and [`MAX_BATCH_BYTES`] of keys and values, applies it in one
-//! write transaction, commits it with immediate durability, and only then answers each
-//! caller with its own result. One fsync thus covers every write that was waiting, the way
+//! Every write of every request goes over a bounded channel to one thread, which owns
+//! redb's write side: requests await their answer ([`Writer::queue`]), holding no thread,
+//! and blocking callers block for it ([`Writer::submit`]). The thread takes everything
+//! waiting, at most [`MAX_BATCH_WRITES`] writes and [`MAX_BATCH_BYTES`] of keys and values,
+//! applies it in one write transaction, commits it with immediate durability, and only then
+//! answers each caller with its own result. One fsync thus covers every write that was waiting, the way
 //! PostgreSQL's group commit does, and while one batch is being committed the next one
 //! gathers in the channel. The channel holds [`QUEUE`] writes; past that, callers wait to
 //! send, so a writer that cannot keep up slows callers down instead of queueing without
@@ -28,7 +29,7 @@ use redb::{Database, Durability, ReadableTable as _, Table};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ENTRIES;
-use crate::kv::{BatchObserver, add_to_counter};
+use crate::kv::{BatchObserver, Pending, Write, add_to_counter};
 
 /// Writes waiting for the writer, at most; a caller past this waits to send.
 const QUEUE: usize = 1024;
@@ -40,37 +41,34 @@ const MAX_BATCH_WRITES: usize = 512;
 /// what one commit holds in redb's dirty pages and writes before its fsync.
 const MAX_BATCH_BYTES: usize = 16 << 20;
 
-/// What one write does to its bucket.
-#[derive(Debug)]
-pub(super) enum Change {
-    /// Writes every pair (`set`, `set-many`).
-    Put(Vec<(String, Vec<u8>)>),
-    /// Removes every key that is present (`delete`, `delete-many`).
-    Remove(Vec<String>),
-    /// Adds `delta` to the decimal counter under `key`, missing counting as 0.
-    Increment {
-        /// The counter.
-        key: String,
-        /// What to add.
-        delta: u64,
-    },
-}
-
 /// A write's answer: the counter's committed value for an increment, 0 for the others.
 type Answer = anyhow::Result<u64>;
 
 /// A write on its way to the writer, with the way back to its caller.
-struct Write {
+struct Queued {
     bucket: String,
-    change: Change,
+    write: Write,
     reply: oneshot::Sender<Answer>,
+}
+
+impl Queued {
+    /// `write` to `bucket`, and where its answer will arrive.
+    fn new(bucket: String, write: Write) -> (Self, oneshot::Receiver<Answer>) {
+        let (reply, answer) = oneshot::channel();
+        let queued = Self {
+            bucket,
+            write,
+            reply,
+        };
+        (queued, answer)
+    }
 }
 
 /// The caller's side of the writer; dropping it lets the writer finish what is queued, and
 /// waits for it.
 pub(super) struct Writer {
     /// `None` only while dropping.
-    queue: Option<mpsc::Sender<Write>>,
+    queue: Option<mpsc::Sender<Queued>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -89,23 +87,33 @@ impl Writer {
         })
     }
 
-    /// Queues `change` to `bucket` and blocks until it is committed (or has failed). For
-    /// tokio's blocking pool and plain threads: it must not be called from async code.
-    pub(super) fn submit(&self, bucket: &str, change: Change) -> Answer {
-        let (reply, answer) = oneshot::channel();
-        let write = Write {
-            bucket: bucket.to_owned(),
-            change,
-            reply,
-        };
+    /// Queues `write` to `bucket`; the future resolves once it is committed (or has failed).
+    /// While it waits for room in the queue or for the commit, it holds no thread.
+    pub(super) fn queue(&self, bucket: String, write: Write) -> Pending {
+        let queue = self.queue.clone();
+        Box::pin(async move {
+            let (queued, answer) = Queued::new(bucket, write);
+            // The sender goes as soon as the write is queued: only queued writes keep the
+            // writer from ending.
+            queue
+                .context("the store is closed")?
+                .send(queued)
+                .await
+                .map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        })
+    }
+
+    /// [`Self::queue`] for a thread that may block (tokio's blocking pool, a plain thread),
+    /// which it does until the write is committed. It must not be called from async code.
+    pub(super) fn submit(&self, bucket: &str, write: Write) -> Answer {
+        let (queued, answer) = Queued::new(bucket.to_owned(), write);
         self.queue
             .as_ref()
             .context("the store is closed")?
-            .blocking_send(write)
-            .map_err(|_| anyhow::anyhow!("the store's writer has stopped"))?;
-        answer
-            .blocking_recv()
-            .map_err(|_| anyhow::anyhow!("the store's writer stopped before committing"))?
+            .blocking_send(queued)
+            .map_err(|_| stopped())?;
+        answer.blocking_recv().map_err(|_| stopped())?
     }
 
     /// Writes queued and not yet taken into a batch.
@@ -129,57 +137,54 @@ impl Drop for Writer {
     }
 }
 
-impl Change {
-    /// Keys and values, in bytes: what the write weighs in a batch.
-    fn bytes(&self) -> usize {
-        match self {
-            Self::Put(entries) => entries
-                .iter()
-                .map(|(key, value)| key.len() + value.len())
-                .sum(),
-            Self::Remove(keys) => keys.iter().map(String::len).sum(),
-            Self::Increment { key, .. } => key.len(),
-        }
-    }
+/// The writer is gone: it panicked, or the store was closed before it answered.
+fn stopped() -> anyhow::Error {
+    anyhow::anyhow!("the store's writer stopped before committing")
+}
 
-    /// Applies the change to `bucket` in `table`. An `Err` is redb's and dooms the whole
-    /// batch; an `Ok(Err)` refuses this change alone, which has then changed nothing.
-    fn apply(
-        &self,
-        bucket: &str,
-        table: &mut Table<'_, (&str, &str), &[u8]>,
-    ) -> Result<Answer, redb::StorageError> {
-        match self {
-            Self::Put(entries) => {
-                for (key, value) in entries {
-                    table.insert((bucket, key.as_str()), value.as_slice())?;
-                }
-            }
-            Self::Remove(keys) => {
-                for key in keys {
-                    table.remove((bucket, key.as_str()))?;
-                }
-            }
-            Self::Increment { key, delta } => {
-                let counted = {
-                    let current = table.get((bucket, key.as_str()))?;
-                    add_to_counter(current.as_ref().map(|value| value.value()), key, *delta)
-                };
-                let next = match counted {
-                    Ok(next) => next,
-                    Err(refused) => return Ok(Err(refused)),
-                };
-                table.insert((bucket, key.as_str()), next.to_string().as_bytes())?;
-                return Ok(Ok(next));
+/// Applies `write` to `bucket` in `table`. An `Err` is redb's and dooms the whole batch; an
+/// `Ok(Err)` refuses this write alone, which has then changed nothing.
+fn apply_one(
+    write: &Write,
+    bucket: &str,
+    table: &mut Table<'_, (&str, &str), &[u8]>,
+) -> Result<Answer, redb::StorageError> {
+    match write {
+        Write::Set { key, value } => {
+            table.insert((bucket, key.as_str()), value.as_slice())?;
+        }
+        Write::SetMany(entries) => {
+            for (key, value) in entries {
+                table.insert((bucket, key.as_str()), value.as_slice())?;
             }
         }
-        Ok(Ok(0))
+        Write::Delete { key } => {
+            table.remove((bucket, key.as_str()))?;
+        }
+        Write::DeleteMany(keys) => {
+            for key in keys {
+                table.remove((bucket, key.as_str()))?;
+            }
+        }
+        Write::Increment { key, delta } => {
+            let counted = {
+                let current = table.get((bucket, key.as_str()))?;
+                add_to_counter(current.as_ref().map(|value| value.value()), key, *delta)
+            };
+            let next = match counted {
+                Ok(next) => next,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            table.insert((bucket, key.as_str()), next.to_string().as_bytes())?;
+            return Ok(Ok(next));
+        }
     }
+    Ok(Ok(0))
 }
 
 /// The writer thread: batch, commit, answer, until every [`Writer`] is gone and the queue
 /// is empty. Logs how many writes each commit carried, on average, when it ends.
-fn run(db: &Database, mut waiting: mpsc::Receiver<Write>, on_batch: &BatchObserver) {
+fn run(db: &Database, mut waiting: mpsc::Receiver<Queued>, on_batch: &BatchObserver) {
     let mut held_over = None;
     let (mut batches, mut writes) = (0_u64, 0_u64);
     while let Some(first) = held_over.take().or_else(|| waiting.blocking_recv()) {
@@ -200,15 +205,15 @@ fn run(db: &Database, mut waiting: mpsc::Receiver<Write>, on_batch: &BatchObserv
 /// `first` and whatever else is waiting, within the batch limits. A write that would take
 /// the batch past [`MAX_BATCH_BYTES`] is held over to start the next one.
 fn gather(
-    first: Write,
-    waiting: &mut mpsc::Receiver<Write>,
-    held_over: &mut Option<Write>,
-) -> Vec<Write> {
-    let mut bytes = first.change.bytes();
+    first: Queued,
+    waiting: &mut mpsc::Receiver<Queued>,
+    held_over: &mut Option<Queued>,
+) -> Vec<Queued> {
+    let mut bytes = first.write.bytes();
     let mut batch = vec![first];
     while batch.len() < MAX_BATCH_WRITES {
         let Ok(next) = waiting.try_recv() else { break };
-        bytes += next.change.bytes();
+        bytes += next.write.bytes();
         if bytes > MAX_BATCH_BYTES {
             *held_over = Some(next);
             break;
@@ -220,12 +225,12 @@ fn gather(
 
 /// Applies and commits `batch`, then answers every caller in it: each with its own result,
 /// or all with the failure if the batch could not be committed.
-fn commit(db: &Database, batch: Vec<Write>) {
+fn commit(db: &Database, batch: Vec<Queued>) {
     match apply(db, &batch) {
         Ok(answers) => {
-            for (write, answer) in batch.into_iter().zip(answers) {
+            for (queued, answer) in batch.into_iter().zip(answers) {
                 // A caller that is gone has nobody to tell.
-                let _ = write.reply.send(answer);
+                let _ = queued.reply.send(answer);
             }
         }
         Err(error) => {
@@ -243,7 +248,7 @@ fn commit(db: &Database, batch: Vec<Write>) {
 }
 
 /// One transaction for the whole batch, durable when this returns `Ok`.
-fn apply(db: &Database, batch: &[Write]) -> anyhow::Result<Vec<Answer>> {
+fn apply(db: &Database, batch: &[Queued]) -> anyhow::Result<Vec<Answer>> {
     let mut txn = db.begin_write()?;
     // redb's default, stated because every answer relies on it: the commit fsyncs.
     txn.set_durability(Durability::Immediate)?;
@@ -251,7 +256,7 @@ fn apply(db: &Database, batch: &[Write]) -> anyhow::Result<Vec<Answer>> {
         let mut table = txn.open_table(ENTRIES)?;
         batch
             .iter()
-            .map(|write| write.change.apply(&write.bucket, &mut table))
+            .map(|queued| apply_one(&queued.write, &queued.bucket, &mut table))
             .collect::<Result<Vec<_>, _>>()?
     };
     txn.commit()?;
