@@ -95,6 +95,7 @@ pub(crate) struct Metrics {
     kv_operations: Family<KvLabels, Counter>,
     kv_errors: Family<KvLabels, Counter>,
     kv_duration: Family<KvLabels, Histogram>,
+    kv_batch_size: Histogram,
 }
 
 /// Latency buckets from 100 µs to about 26 s, a factor of 4 apart.
@@ -120,6 +121,8 @@ impl Default for Metrics {
             kv_operations: Family::default(),
             kv_errors: Family::default(),
             kv_duration: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
+            // 1, 2, 4, … 512: a batch holds at most 512 writes.
+            kv_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             registry: Registry::default(),
         };
         registry.register(
@@ -193,6 +196,11 @@ impl Default for Metrics {
             "Key-value operation latency, by operation and backend",
             Unit::Seconds,
             metrics.kv_duration.clone(),
+        );
+        registry.register(
+            "kv_batch_size",
+            "Writes per commit of a store that commits them in batches (redb): each batch shares one fsync",
+            metrics.kv_batch_size.clone(),
         );
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
@@ -311,6 +319,11 @@ impl Metrics {
         if failed {
             self.kv_errors.get_or_create(labels).inc();
         }
+    }
+
+    /// The store committed `writes` writes together.
+    pub(crate) fn kv_batch(&self, writes: usize) {
+        self.kv_batch_size.observe(writes as f64);
     }
 }
 

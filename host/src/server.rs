@@ -58,8 +58,10 @@ impl Server {
         let version = candidate.load(&linker)?;
         // After the component: a mistake in it is reported at once, not after the wait for
         // a store that cannot be reached.
+        let batches = Arc::clone(&metrics);
+        let on_batch = Box::new(move |writes| batches.kv_batch(writes));
         let kv: Arc<dyn Backend> = Arc::new(Instrumented::new(
-            config.store.open(config.store_timeouts).await?,
+            config.store.open(config.store_timeouts, on_batch).await?,
             config.store.kind(),
             Arc::clone(&metrics),
         ));

@@ -1,5 +1,6 @@
 //! `HostState`, the data of one request's `wasmtime::Store`: WASI, wasi:http and
-//! wasi:keyvalue contexts over a single resource table, plus the [`Limiter`].
+//! wasi:keyvalue contexts over a single resource table, the request's `list-keys` cursors,
+//! and the [`Limiter`].
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use wasmtime_wasi_http::{
 
 use crate::guest_log::GuestOutput;
 use crate::kv::Backend;
+use crate::kv::cursor::Cursors;
 use crate::kv::wit::{KvView, StoreOutage};
 use crate::limiter::Limiter;
 
@@ -24,6 +26,8 @@ pub(crate) struct HostState {
     kv: Arc<dyn Backend>,
     outgoing: DenyOutgoing,
     outage: StoreOutage,
+    /// The `list-keys` cursors handed to this request.
+    cursors: Cursors,
     /// The store's limiter: the cap on the guest's linear memory.
     pub(crate) limits: Limiter,
 }
@@ -52,13 +56,14 @@ impl HostState {
             kv,
             outgoing: DenyOutgoing,
             outage,
+            cursors: Cursors::default(),
             limits: Limiter::new(max_memory),
         }
     }
 
     /// The keyvalue view the linker hands to host functions.
     pub(crate) fn kv(&mut self) -> KvView<'_> {
-        KvView::new(&self.kv, &mut self.table, &self.outage)
+        KvView::new(&self.kv, &mut self.table, &mut self.cursors, &self.outage)
     }
 }
 

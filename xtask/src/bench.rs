@@ -3,29 +3,36 @@
 //! component swap takes, from the file's rename to the first response from the new version.
 //! Numbers only: no thresholds, so the same command serves for before/after comparisons on
 //! one machine.
+//!
+//! `GET /tasks` is measured with 100 and with 10,000 tasks stored: a full listing should
+//! cost about a hundred times more at the larger size, and the ratio of the two rates says
+//! how close it comes. After `POST /tasks` on a store that commits in batches (redb), the
+//! mean number of writes per commit during that load is printed, from the host's metrics.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use test_support::ServerChild;
 
+use crate::workspace::Workspace;
 use crate::workspace_root;
 
 /// wrk settings: two threads (the machine has two cores), 32 connections.
 const WRK_ARGS: &[&str] = &["-t2", "-c32", "--latency"];
-/// Tasks stored before the listing scenario, so `GET /tasks` reads a realistic page.
-const SEEDED_TASKS: usize = 100;
+/// Connections seeding tasks at once.
+const SEEDERS: usize = 8;
 
 /// One measured scenario.
 struct Scenario {
     name: &'static str,
     path: &'static str,
-    /// Tasks created before the load starts.
-    seeded_tasks: usize,
+    /// Tasks stored when the load starts; scenarios run in order and tasks are only added.
+    tasks: usize,
     /// The wrk Lua script that shapes each request, if it is not a plain `GET path`.
     script: Option<&'static str>,
 }
@@ -35,59 +42,73 @@ wrk.body = '{"title":"bench","description":"load"}'
 wrk.headers["Content-Type"] = "application/json"
 "#;
 
+const HEALTH: Scenario = Scenario {
+    name: "GET /health",
+    path: "/health",
+    tasks: 0,
+    script: None,
+};
+
+/// What a task-host is measured on, in this order.
+const TASK_HOST_SCENARIOS: &[Scenario] = &[
+    HEALTH,
+    Scenario {
+        name: "GET /tasks (100 tasks)",
+        path: "/tasks",
+        tasks: 100,
+        script: None,
+    },
+    Scenario {
+        name: "GET /tasks (10,000 tasks)",
+        path: "/tasks",
+        tasks: 10_000,
+        script: None,
+    },
+    Scenario {
+        name: "POST /tasks",
+        path: "/tasks",
+        tasks: 10_000,
+        script: Some(POST_SCRIPT),
+    },
+];
+
 /// Runs every scenario for `seconds` each and prints the table.
 pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
-    let root = workspace_root();
-    let component = root.join("target/wasm32-wasip2/release/task_api.wasm");
-    let host = root.join("target/release/task-host");
-    let work = root.join("target/bench");
+    let workspace = Workspace::load()?;
+    let component = workspace.wasm_dir("release").join("task_api.wasm");
+    let host = workspace.target_dir.join("release/task-host");
+    let work = workspace_root().join("target/bench");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let duration = format!("{seconds}s");
 
-    let scenarios = [
-        Scenario {
-            name: "GET /health",
-            path: "/health",
-            seeded_tasks: 0,
-            script: None,
-        },
-        Scenario {
-            name: "GET /tasks (100 tasks)",
-            path: "/tasks",
-            seeded_tasks: SEEDED_TASKS,
-            script: None,
-        },
-        Scenario {
-            name: "POST /tasks",
-            path: "/tasks",
-            seeded_tasks: 0,
-            script: Some(POST_SCRIPT),
-        },
-    ];
     println!(
-        "{:<34} {:<24} {:>10} {:>9} {:>9}",
+        "{:<34} {:<26} {:>10} {:>9} {:>9}",
         "server", "scenario", "req/s", "p50", "p99"
     );
     let redb = format!("redb:{}", work.join("store.redb").display());
-    let servers: [(&str, Command); 3] = [
+    let servers: [(&str, Command, &[Scenario]); 3] = [
         (
             "task-host --store redb",
             host_command(&host, &component, &redb),
+            TASK_HOST_SCENARIOS,
         ),
         (
             "task-host --store memory",
             host_command(&host, &component, "memory"),
+            TASK_HOST_SCENARIOS,
         ),
+        // Its store is empty for every request: only what needs no state compares.
         (
             "wasmtime serve -S keyvalue",
             test_support::wasmtime_serve(&component),
+            &[HEALTH],
         ),
     ];
-    for (label, command) in servers {
-        measure_throughput(label, command, &scenarios, &duration, &work)?;
+    for (label, command, scenarios) in servers {
+        measure_throughput(label, command, scenarios, &duration, &work)?;
     }
-    measure_swaps(&root, &host, &work)
+    measure_swaps(&component, &host, &work)
 }
 
 /// Runs every wrk scenario against one server; wrk's scripts are written to `work`.
@@ -98,9 +119,12 @@ fn measure_throughput(
     duration: &str,
     work: &Path,
 ) -> anyhow::Result<()> {
-    let server = Server::start(command, label)?;
+    let mut server = Server::start(command, label, &work.join("server.log"))?;
+    // (tasks, req/s) of each `GET /tasks`, in the order run, which is by size.
+    let mut listings = Vec::new();
     for scenario in scenarios {
-        server.seed(scenario.seeded_tasks)?;
+        server.seed(scenario.tasks)?;
+        let batches_before = server.batches()?;
         let mut wrk = Command::new("wrk");
         wrk.args(WRK_ARGS).args(["-d", duration]);
         if let Some(source) = scenario.script {
@@ -109,18 +133,42 @@ fn measure_throughput(
             wrk.arg("-s").arg(script);
         }
         let report = wrk
-            .arg(format!("{}{}", server.url, scenario.path))
+            .arg(format!("http://{}{}", server.addr(), scenario.path))
             .output()
             .context("running wrk")?;
         let (rate, p50, p99, errors) = parse_wrk(&String::from_utf8_lossy(&report.stdout));
-        let note = if errors.is_empty() {
+        let mut notes = Vec::new();
+        if !errors.is_empty() {
+            notes.push(errors);
+        }
+        if let (Some(before), Some(after)) = (batches_before, server.batches()?) {
+            let (writes, commits) = (after.0 - before.0, after.1 - before.1);
+            if commits > 0.0 {
+                notes.push(format!("{:.1} writes per commit", writes / commits));
+            }
+        }
+        let note = if notes.is_empty() {
             String::new()
         } else {
-            format!("  ({errors})")
+            format!("  ({})", notes.join("; "))
         };
         println!(
-            "{label:<34} {:<24} {rate:>10} {p50:>9} {p99:>9}{note}",
+            "{label:<34} {:<26} {rate:>10} {p50:>9} {p99:>9}{note}",
             scenario.name
+        );
+        if scenario.path == "/tasks" && scenario.script.is_none() {
+            listings.extend(rate.parse::<f64>().ok().map(|rate| (scenario.tasks, rate)));
+        }
+    }
+    // Under full load a listing's cost is the inverse of its rate.
+    if let (Some((fewest, rate_of_fewest)), Some((most, rate_of_most))) =
+        (listings.first(), listings.last())
+        && most > fewest
+    {
+        println!(
+            "{label:<34} a listing of {most} tasks costs {:.0}x one of {fewest} (linear: {}x)",
+            rate_of_fewest / rate_of_most,
+            most / fewest.max(&1)
         );
     }
     Ok(())
@@ -128,17 +176,21 @@ fn measure_throughput(
 
 /// Swaps between task_api.wasm and hello_component.wasm under a running release task-host
 /// and prints the time from the rename to the first response from the new version.
-fn measure_swaps(root: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
+fn measure_swaps(task_api: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
     const SWAPS: usize = 6;
-    let release = root.join("target/wasm32-wasip2/release");
+    let hello = task_api.with_file_name("hello_component.wasm");
     let versions = [
-        (release.join("hello_component.wasm"), "swapped-in"),
-        (release.join("task_api.wasm"), "Task Manager API"),
+        (hello, "swapped-in"),
+        (task_api.to_path_buf(), "Task Manager API"),
     ];
     let served = work.join("served.wasm");
     std::fs::copy(&versions[1].0, &served)?;
-    let server = Server::start(host_command(host, &served, "memory"), "task-host --watch")?;
-    let addr = server.child.addr();
+    let server = Server::start(
+        host_command(host, &served, "memory"),
+        "task-host --watch",
+        &work.join("swap.log"),
+    )?;
+    let addr = server.addr();
     println!();
     println!("component swap: rename to first response from the new version (release task-host)");
     for swap in 0..SWAPS {
@@ -147,7 +199,7 @@ fn measure_swaps(root: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
         std::fs::copy(candidate, &temp)?;
         let renamed = Instant::now();
         std::fs::rename(&temp, &served)?;
-        while !get_root(addr).is_ok_and(|body| body.contains(marker)) {
+        while !get(addr, "/").is_ok_and(|body| body.contains(marker)) {
             if renamed.elapsed() > Duration::from_secs(30) {
                 bail!("swap {swap} was not served within 30 s");
             }
@@ -167,60 +219,135 @@ fn measure_swaps(root: &Path, host: &Path, work: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `GET /` over a raw HTTP/1.0 connection: the body, or an error.
-fn get_root(addr: SocketAddr) -> std::io::Result<String> {
+/// One request over a fresh connection, closed by the server after its answer: the whole
+/// answer, head and body.
+fn exchange(addr: SocketAddr, request: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(addr)?;
-    stream.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    stream.write_all(request.as_bytes())?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     Ok(response)
 }
 
+/// `GET path` over HTTP/1.0: the answer, or an error.
+fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    exchange(
+        addr,
+        &format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"),
+    )
+}
+
+/// `POST /tasks` for task `n`, which must succeed.
+fn create(addr: SocketAddr, n: usize) -> anyhow::Result<()> {
+    let body = format!(r#"{{"title":"seed {n}"}}"#);
+    let answer = exchange(
+        addr,
+        &format!(
+            "POST /tasks HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )?;
+    if !answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200") {
+        bail!(
+            "seeding task {n}: {}",
+            answer.lines().next().unwrap_or("no answer")
+        );
+    }
+    Ok(())
+}
+
 fn host_command(host: &Path, component: &Path, store: &str) -> Command {
     let mut command = test_support::task_host_serve(Command::new(host));
     command
-        .args(["--store", store, "--component"])
+        .args([
+            "--store",
+            store,
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--component",
+        ])
         .arg(component)
-        .env("RUST_LOG", "warn");
+        // The startup line below names the admin address; nothing else under warn is
+        // logged per request.
+        .env("RUST_LOG", "warn,task_host::server=info");
     command
 }
 
 /// A server under load, killed on drop.
 struct Server {
     child: ServerChild,
-    url: String,
+    /// Where task-host serves `/metrics`, from its log; `None` for other servers.
+    admin: Option<SocketAddr>,
+    /// Tasks created so far.
+    tasks: usize,
 }
 
 impl Server {
-    /// Starts `command` and reads its address from the startup line.
-    fn start(mut command: Command, label: &str) -> anyhow::Result<Self> {
-        let child = ServerChild::spawn(&mut command, std::io::sink())
-            .with_context(|| format!("starting {label}"))?;
+    /// Starts `command`, logging to `log`, and reads its address from the startup line.
+    fn start(mut command: Command, label: &str, log: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(log)?;
+        let child =
+            ServerChild::spawn(&mut command, file).with_context(|| format!("starting {label}"))?;
+        // The admin address is logged just before the startup line is printed.
+        let admin = std::fs::read_to_string(log)?
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("admin=http://")?.parse().ok());
         Ok(Self {
-            url: format!("http://{}", child.addr()),
             child,
+            admin,
+            tasks: 0,
         })
     }
 
-    fn seed(&self, tasks: usize) -> anyhow::Result<()> {
-        for i in 0..tasks {
-            let status = Command::new("curl")
-                .args([
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "-H",
-                    "content-type: application/json",
-                    "-d",
-                ])
-                .arg(format!(r#"{{"title":"seed {i}"}}"#))
-                .arg(format!("{}/tasks", self.url))
-                .status()?;
-            if !status.success() {
-                bail!("seeding task {i} failed");
-            }
-        }
+    fn addr(&self) -> SocketAddr {
+        self.child.addr()
+    }
+
+    /// Creates tasks until `tasks` are stored, over [`SEEDERS`] connections at once.
+    fn seed(&mut self, tasks: usize) -> anyhow::Result<()> {
+        let addr = self.addr();
+        let next = AtomicUsize::new(self.tasks);
+        std::thread::scope(|scope| {
+            let seeders: Vec<_> = (0..SEEDERS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        loop {
+                            let n = next.fetch_add(1, Ordering::Relaxed);
+                            if n >= tasks {
+                                return Ok(());
+                            }
+                            create(addr, n)?;
+                        }
+                    })
+                })
+                .collect();
+            seeders.into_iter().try_for_each(|seeder| {
+                seeder
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a seeding thread panicked")))
+            })
+        })?;
+        self.tasks = self.tasks.max(tasks);
         Ok(())
+    }
+
+    /// The store's committed writes and commits so far, from the `task_host_kv_batch_size`
+    /// histogram: `None` for a server without one, or before its first batch.
+    fn batches(&self) -> anyhow::Result<Option<(f64, f64)>> {
+        let Some(admin) = self.admin else {
+            return Ok(None);
+        };
+        let metrics = get(admin, "/metrics").context("scraping /metrics")?;
+        let value = |name: &str| {
+            metrics.lines().find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .parse::<f64>()
+                    .ok()
+            })
+        };
+        Ok(value("task_host_kv_batch_size_sum").zip(value("task_host_kv_batch_size_count")))
     }
 }
 

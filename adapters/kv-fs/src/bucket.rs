@@ -1,4 +1,4 @@
-//! One bucket as a directory: atomic writes, paged listing, and `increment` under a
+//! One bucket as a directory: atomic writes, its keys, and `increment` under a
 //! cross-instance lock. Plain `std::fs`, which on wasm32-wasip2 is `wasi:filesystem`, so the
 //! same code is unit-tested natively against a temp directory.
 //!
@@ -14,8 +14,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::name::{self, Kind};
 
-/// Keys per `list-keys` page.
-pub(crate) const PAGE_SIZE: usize = 100;
 /// A lock (or break guard) whose file is older than this was left by an instance that died
 /// holding it, and is broken.
 ///
@@ -135,20 +133,15 @@ impl DirBucket {
         Ok(self.get(key)?.is_some())
     }
 
-    /// Keys sorted, [`PAGE_SIZE`] per page from `offset`, and the offset of the next page.
-    pub(crate) fn list_keys(&self, offset: u64) -> io::Result<(Vec<String>, Option<u64>)> {
+    /// Every key, sorted: one walk of the whole bucket.
+    pub(crate) fn keys(&self) -> io::Result<Vec<String>> {
         let mut keys = Vec::new();
         walk(&self.dir, Path::new(""), &mut |relative| {
             keys.extend(name::key_of(relative));
             Ok(())
         })?;
         keys.sort_unstable();
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(keys.len());
-        let end = start.saturating_add(PAGE_SIZE).min(keys.len());
-        let next = (end < keys.len()).then_some(end as u64);
-        Ok((keys.drain(start..end).collect(), next))
+        Ok(keys)
     }
 
     /// Adds `delta` to the decimal counter under `key` (missing is 0) and returns the sum.
@@ -469,27 +462,22 @@ mod tests {
     }
 
     #[test]
-    fn list_keys_pages_with_a_cursor() -> io::Result<()> {
+    fn keys_are_every_key_once_sorted() -> io::Result<()> {
         let (_dir, bucket) = bucket();
-        let long = "x".repeat(450);
-        let mut expected: Vec<String> = (0..PAGE_SIZE + 7).map(|i| format!("key {i:03}")).collect();
-        expected.push(long.clone());
+        let mut expected: Vec<String> = (0..107).map(|i| format!("key {i:03}")).collect();
+        // Long enough to be split into `+` directories.
+        expected.push("x".repeat(450));
         for key in &expected {
             bucket.set(key, b"")?;
         }
         bucket.increment("counter", 1)?;
         expected.push("counter".into());
         expected.sort_unstable();
-        let (first, cursor) = bucket.list_keys(0)?;
-        assert_eq!((first.len(), cursor), (PAGE_SIZE, Some(PAGE_SIZE as u64)));
-        let (rest, end) = bucket.list_keys(PAGE_SIZE as u64)?;
-        assert_eq!(end, None);
         assert_eq!(
-            [first, rest].concat(),
+            bucket.keys()?,
             expected,
             "every key once, no locks or temp files"
         );
-        assert_eq!(bucket.list_keys(u64::MAX)?, (vec![], None));
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Backend;
+use super::{Backend, KeyPage, Pending, Write};
 use crate::metrics::{KvLabels, Metrics};
 
 /// See the module docs.
@@ -35,13 +35,18 @@ impl Instrumented {
     ) -> anyhow::Result<R> {
         let started = Instant::now();
         let result = call(self.inner.as_ref());
+        self.record(op, started, result.is_err());
+        result
+    }
+
+    /// `op`, begun at `started`, is over, and failed or not.
+    fn record(&self, op: &'static str, started: Instant, failed: bool) {
         let labels = KvLabels {
             op,
             backend: self.backend,
         };
         self.metrics
-            .kv_operation(&labels, started.elapsed(), result.is_err());
-        result
+            .kv_operation(&labels, started.elapsed(), failed);
     }
 }
 
@@ -62,8 +67,8 @@ impl Backend for Instrumented {
         self.measure("exists", |inner| inner.exists(bucket, key))
     }
 
-    fn list_keys(&self, bucket: &str, offset: u64) -> anyhow::Result<(Vec<String>, Option<u64>)> {
-        self.measure("list_keys", |inner| inner.list_keys(bucket, offset))
+    fn list_keys(&self, bucket: &str, cursor: Option<&str>) -> anyhow::Result<KeyPage> {
+        self.measure("list_keys", |inner| inner.list_keys(bucket, cursor))
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> anyhow::Result<u64> {
@@ -80,5 +85,15 @@ impl Backend for Instrumented {
 
     fn delete_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<()> {
         self.measure("delete_many", |inner| inner.delete_many(bucket, keys))
+    }
+
+    fn write(self: Arc<Self>, bucket: String, write: Write) -> Pending {
+        let op = write.op();
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = Arc::clone(&self.inner).write(bucket, write).await;
+            self.record(op, started, result.is_err());
+            result
+        })
     }
 }

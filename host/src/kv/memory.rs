@@ -2,11 +2,12 @@
 //! gone when it exits.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::{Backend, LIST_PAGE_SIZE, add_to_counter};
+use super::{Backend, KeyPage, LIST_PAGE_SIZE, add_to_counter, ordered_page};
 
-/// One bucket: keys in order, so `list-keys` pages are stable slices.
+/// One bucket: keys in order, so a listing continues after the last key it returned.
 type Keys = BTreeMap<String, Vec<u8>>;
 /// Every bucket by name. Nested rather than keyed by `(bucket, key)` so that lookups borrow
 /// the guest's `&str`s: `GET /tasks` reads a hundred keys, and a listing should not cost two
@@ -82,18 +83,15 @@ impl Backend for MemoryBackend {
         Ok(self.read_bucket(bucket, |keys| keys.contains_key(key)))
     }
 
-    fn list_keys(&self, bucket: &str, offset: u64) -> anyhow::Result<(Vec<String>, Option<u64>)> {
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        let mut page: Vec<String> = self.read_bucket(bucket, |keys| {
-            keys.keys()
-                .skip(skip)
+    fn list_keys(&self, bucket: &str, cursor: Option<&str>) -> anyhow::Result<KeyPage> {
+        let start = cursor.map_or(Bound::Unbounded, Bound::Excluded);
+        let keys: Vec<String> = self.read_bucket(bucket, |keys| {
+            keys.range::<str, _>((start, Bound::Unbounded))
                 .take(LIST_PAGE_SIZE + 1)
-                .cloned()
+                .map(|(key, _)| key.clone())
                 .collect()
         });
-        let next = (page.len() > LIST_PAGE_SIZE).then(|| offset + LIST_PAGE_SIZE as u64);
-        page.truncate(LIST_PAGE_SIZE);
-        Ok((page, next))
+        Ok(ordered_page(keys))
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> anyhow::Result<u64> {

@@ -1,27 +1,37 @@
-//! `--store redb:PATH`: durable, embedded, one file. Every write is its own transaction,
-//! committed with redb's default immediate durability (fsync) before the guest sees success,
-//! so anything a client got a 2xx for survives `kill -9` and power loss.
+//! `--store redb:PATH`: durable, embedded, one file.
+//!
+//! Reads are redb read transactions: they see the last commit and never wait for a writer.
+//! Writes go to the store's one [`writer`], which commits everything waiting in one
+//! transaction with immediate durability (one fsync for the whole batch) and answers each
+//! caller only once its write is on disk. [`Backend::write`] awaits that answer without
+//! holding a thread; the blocking methods block theirs. So anything a client got a 2xx for survives
+//! `kill -9` and power loss, and a request that reads after writing sees its write.
 
+mod writer;
+
+use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 
-use super::{Backend, LIST_PAGE_SIZE, add_to_counter};
+use self::writer::Writer;
+use super::{Backend, BatchObserver, KeyPage, LIST_PAGE_SIZE, Pending, Write, ordered_page};
 
 /// All buckets share one table keyed by (bucket, key): a bucket is then a contiguous range,
 /// and named buckets need no schema changes.
 const ENTRIES: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::new("entries");
 
 /// See the module docs.
-#[derive(Debug)]
 pub(crate) struct RedbBackend {
-    db: Database,
+    db: Arc<Database>,
+    writer: Writer,
 }
 
 impl RedbBackend {
     /// Opens the store at `path`, creating it and its parent directories if needed.
-    pub(crate) fn open(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn open(path: &Path, on_batch: BatchObserver) -> anyhow::Result<Self> {
         if let Some(parent) = path
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())
@@ -39,25 +49,19 @@ impl RedbBackend {
                 path.display()
             ),
         })?;
+        Self::new(db, on_batch)
+            .with_context(|| format!("cannot write to the store {}", path.display()))
+    }
+
+    /// Serves `db`, and starts its writer.
+    fn new(db: Database, on_batch: BatchObserver) -> anyhow::Result<Self> {
         // Create the table up front so that readers never meet a missing table.
         let txn = db.begin_write()?;
         txn.open_table(ENTRIES)?;
-        txn.commit()
-            .with_context(|| format!("cannot write to the store {}", path.display()))?;
-        Ok(Self { db })
-    }
-
-    fn write<R>(
-        &self,
-        op: impl FnOnce(&mut redb::Table<'_, (&str, &str), &[u8]>) -> anyhow::Result<R>,
-    ) -> anyhow::Result<R> {
-        let txn = self.db.begin_write()?;
-        let result = {
-            let mut table = txn.open_table(ENTRIES)?;
-            op(&mut table)?
-        };
         txn.commit()?;
-        Ok(result)
+        let db = Arc::new(db);
+        let writer = Writer::start(Arc::clone(&db), on_batch)?;
+        Ok(Self { db, writer })
     }
 
     fn read<R>(
@@ -80,51 +84,52 @@ impl Backend for RedbBackend {
     }
 
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
-        self.write(|table| {
-            table.insert((bucket, key), value)?;
-            Ok(())
-        })
+        let write = Write::Set {
+            key: key.to_owned(),
+            value: value.to_vec(),
+        };
+        self.writer.submit(bucket, write).map(drop)
     }
 
     fn delete(&self, bucket: &str, key: &str) -> anyhow::Result<()> {
-        self.write(|table| {
-            table.remove((bucket, key))?;
-            Ok(())
-        })
+        let write = Write::Delete {
+            key: key.to_owned(),
+        };
+        self.writer.submit(bucket, write).map(drop)
     }
 
     fn exists(&self, bucket: &str, key: &str) -> anyhow::Result<bool> {
         self.read(|table| Ok(table.get((bucket, key))?.is_some()))
     }
 
-    fn list_keys(&self, bucket: &str, offset: u64) -> anyhow::Result<(Vec<String>, Option<u64>)> {
+    fn list_keys(&self, bucket: &str, cursor: Option<&str>) -> anyhow::Result<KeyPage> {
+        // The cursor is the last key of the previous page: continue right after it.
+        let start = cursor.map_or(Bound::Included((bucket, "")), |after| {
+            Bound::Excluded((bucket, after))
+        });
         self.read(|table| {
-            let skip = usize::try_from(offset).unwrap_or(usize::MAX);
             let mut keys = Vec::new();
-            for entry in table.range((bucket, "")..)?.skip(skip) {
+            for entry in table
+                .range::<(&str, &str)>((start, Bound::Unbounded))?
+                .take(LIST_PAGE_SIZE + 1)
+            {
                 let (stored, _) = entry?;
                 let (stored_bucket, key) = stored.value();
-                if stored_bucket != bucket || keys.len() > LIST_PAGE_SIZE {
+                if stored_bucket != bucket {
                     break;
                 }
                 keys.push(key.to_owned());
             }
-            let next = (keys.len() > LIST_PAGE_SIZE).then(|| offset + LIST_PAGE_SIZE as u64);
-            keys.truncate(LIST_PAGE_SIZE);
-            Ok((keys, next))
+            Ok(ordered_page(keys))
         })
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> anyhow::Result<u64> {
-        // redb admits one write transaction at a time, so read-add-write here is atomic.
-        self.write(|table| {
-            let current = table
-                .get((bucket, key))?
-                .map(|value| value.value().to_vec());
-            let next = add_to_counter(current.as_deref(), key, delta)?;
-            table.insert((bucket, key), next.to_string().as_bytes())?;
-            Ok(next)
-        })
+        let write = Write::Increment {
+            key: key.to_owned(),
+            delta,
+        };
+        self.writer.submit(bucket, write)
     }
 
     fn get_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
@@ -139,21 +144,22 @@ impl Backend for RedbBackend {
         })
     }
 
-    fn set_many(&self, bucket: &str, pairs: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
-        self.write(|table| {
-            for (key, value) in pairs {
-                table.insert((bucket, key.as_str()), value.as_slice())?;
-            }
-            Ok(())
-        })
+    fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+        self.writer
+            .submit(bucket, Write::SetMany(entries.to_vec()))
+            .map(drop)
     }
 
     fn delete_many(&self, bucket: &str, keys: &[String]) -> anyhow::Result<()> {
-        self.write(|table| {
-            for key in keys {
-                table.remove((bucket, key.as_str()))?;
-            }
-            Ok(())
-        })
+        self.writer
+            .submit(bucket, Write::DeleteMany(keys.to_vec()))
+            .map(drop)
+    }
+
+    fn write(self: Arc<Self>, bucket: String, write: Write) -> Pending {
+        self.writer.queue(bucket, write)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,7 @@
 //! | `get`, `set`, `delete`, `exists` | `GET`, `SET`, `DEL`, `EXISTS`                          |
 //! | `increment`                     | `INCRBY` on a decimal string, the encoding of the memory and redb stores and kv-fs |
 //! | `get-many`, `set-many`, `delete-many` | `MGET`; the `SET`s pipelined in `MULTI`/`EXEC`; one `DEL` |
-//! | `list-keys`                     | `SCAN` with `MATCH` on the bucket's prefix; Redis's cursor is the guest's |
+//! | `list-keys`                     | `SCAN` with `MATCH` on the bucket's prefix; Redis's cursor is ours |
 //!
 //! **Durability** is Redis's: with AOF and `appendfsync always` a write is on disk before
 //! Redis answers, as with redb; with `everysec` a power loss may take the last second of
@@ -39,7 +39,7 @@ use redis::{AsyncCommands as _, ConnectionAddr, IntoConnectionInfo as _, RedisEr
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::time::Instant;
 
-use super::{Backend, LIST_PAGE_SIZE, Unavailable};
+use super::{Backend, KeyPage, LIST_PAGE_SIZE, Unavailable};
 
 /// At startup, the pause between attempts to reach Redis.
 const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(250);
@@ -261,20 +261,26 @@ impl Backend for RedisBackend {
 
     /// One page of `SCAN` over the bucket's prefix, and Redis's cursor for the next one.
     ///
-    /// The offset taken here is a Redis cursor: `0` (the guest's `None`) starts a scan, and
-    /// the cursor returned continues it; Redis returns `0` when it is over (our `None`). This
-    /// is the one place that knows it, to be adapted when the trait's cursor changes.
+    /// The backend's cursor is Redis's, in decimal: `None` starts a scan (Redis's `0`), and
+    /// the cursor returned continues it; Redis returns `0` when it is over (our `None`). The
+    /// guest never sees it: [`super::cursor::Cursors`] hands it a number standing for it.
     ///
     /// What `SCAN` promises, and so what this does: every key present for the whole scan is
     /// listed; a key may be listed twice if Redis resizes its table meanwhile (each page is
     /// deduplicated, not the scan); a page holds up to about [`LIST_PAGE_SIZE`] keys (`COUNT`
     /// is a hint: a reply may run a few keys over), sorted, and may be empty before the end; a
     /// cursor Redis never gave lists an arbitrary part of the bucket, never another bucket.
-    fn list_keys(&self, bucket: &str, cursor: u64) -> anyhow::Result<(Vec<String>, Option<u64>)> {
+    fn list_keys(&self, bucket: &str, cursor: Option<&str>) -> anyhow::Result<KeyPage> {
         let namespace = Namespace::of(bucket);
         let pattern = namespace.pattern();
         let mut keys = BTreeSet::new();
-        let mut cursor = cursor;
+        // SCAN's cursor, in decimal; the host only hands back what this method returned.
+        let mut cursor: u64 = match cursor {
+            Some(cursor) => cursor
+                .parse()
+                .with_context(|| format!("{cursor:?} is not a Redis SCAN cursor"))?,
+            None => 0,
+        };
         for _ in 0..MAX_SCANS_PER_PAGE {
             let (next, stored): (u64, Vec<Vec<u8>>) = self.run(async |redis| {
                 redis::cmd("SCAN")
@@ -292,7 +298,10 @@ impl Backend for RedisBackend {
                 break;
             }
         }
-        Ok((keys.into_iter().collect(), (cursor != 0).then_some(cursor)))
+        Ok(KeyPage {
+            keys: keys.into_iter().collect(),
+            cursor: (cursor != 0).then(|| cursor.to_string()),
+        })
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> anyhow::Result<u64> {

@@ -9,7 +9,7 @@ use test_support::RedisServer;
 
 use super::memory::MemoryBackend;
 use super::redb::RedbBackend;
-use super::{Backend, LIST_PAGE_SIZE, StoreSpec, StoreTimeouts, Unavailable};
+use super::{Backend, KeyPage, LIST_PAGE_SIZE, StoreSpec, StoreTimeouts, Unavailable, Write};
 
 /// What a backend needs kept alive beside it, dropped after it.
 type Kept = Box<dyn Any>;
@@ -20,10 +20,14 @@ const TIMEOUTS: StoreTimeouts = StoreTimeouts {
     startup: Duration::from_secs(1),
 };
 
+/// A redb store at `path`, its batches unobserved.
+pub(super) fn redb_at(path: &std::path::Path) -> anyhow::Result<RedbBackend> {
+    RedbBackend::open(path, Box::new(|_| {}))
+}
+
 fn backends() -> Vec<(&'static str, Arc<dyn Backend>, Kept)> {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let redb =
-        RedbBackend::open(&dir.path().join("nested/store.redb")).expect("a fresh redb store");
+    let redb = redb_at(&dir.path().join("nested/store.redb")).expect("a fresh redb store");
     let (redis, kept) = redis_backend();
     vec![
         ("memory", Arc::new(MemoryBackend::default()), Box::new(())),
@@ -32,8 +36,9 @@ fn backends() -> Vec<(&'static str, Arc<dyn Backend>, Kept)> {
     ]
 }
 
-/// The backends that page with an offset.
-fn offset_backends() -> Vec<(&'static str, Arc<dyn Backend>, Kept)> {
+/// The backends that list in key order, continuing after the key their cursor names. Redis
+/// lists in `SCAN`'s order, which is no order.
+fn ordered_backends() -> Vec<(&'static str, Arc<dyn Backend>, Kept)> {
     let mut backends = backends();
     backends.retain(|(name, _, _)| *name != "redis");
     backends
@@ -62,7 +67,7 @@ fn redis_runtime() -> tokio::runtime::Runtime {
 
 async fn open_redis(url: &str, timeouts: StoreTimeouts) -> anyhow::Result<Arc<dyn Backend>> {
     let spec: StoreSpec = url.parse().map_err(anyhow::Error::msg)?;
-    spec.open(timeouts).await
+    spec.open(timeouts, Box::new(|_| {})).await
 }
 
 #[test]
@@ -79,6 +84,22 @@ fn values_round_trip_and_delete() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every key of `bucket`, following the cursors, and the size of each page.
+fn list_all(backend: &dyn Backend, bucket: &str) -> anyhow::Result<(Vec<String>, Vec<usize>)> {
+    let (mut keys, mut pages) = (Vec::new(), Vec::new());
+    let mut cursor = None;
+    loop {
+        anyhow::ensure!(pages.len() < 100, "the cursor does not end: {pages:?}");
+        let page = backend.list_keys(bucket, cursor.as_deref())?;
+        pages.push(page.keys.len());
+        keys.extend(page.keys);
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok((keys, pages)),
+        }
+    }
+}
+
 #[test]
 fn buckets_are_separate_namespaces() -> anyhow::Result<()> {
     for (name, backend, _kept) in backends() {
@@ -87,15 +108,21 @@ fn buckets_are_separate_namespaces() -> anyhow::Result<()> {
         backend.set("", "k", b"3")?;
         assert_eq!(backend.get("a", "k")?, Some(b"1".to_vec()), "{name}");
         assert_eq!(
-            backend.list_keys("b", 0)?,
-            (vec!["k".to_owned()], None),
+            backend.list_keys("b", None)?,
+            KeyPage {
+                keys: vec!["k".to_owned()],
+                cursor: None
+            },
             "{name}"
         );
         // A bucket whose name is a prefix of another's must not see its keys.
         backend.set("ab", "x", b"")?;
         assert_eq!(
-            backend.list_keys("a", 0)?,
-            (vec!["k".to_owned()], None),
+            backend.list_keys("a", None)?,
+            KeyPage {
+                keys: vec!["k".to_owned()],
+                cursor: None
+            },
             "{name}"
         );
     }
@@ -117,23 +144,17 @@ fn write_three_pages(backend: &dyn Backend) -> anyhow::Result<Vec<String>> {
 fn list_keys_lists_every_key_once_across_pages() -> anyhow::Result<()> {
     for (name, backend, _kept) in backends() {
         let written = write_three_pages(backend.as_ref())?;
-        let mut listed = Vec::new();
-        let mut pages = 0;
-        let mut cursor = Some(0);
-        while let Some(at) = cursor {
-            pages += 1;
-            assert!(pages <= 100, "{name}: the cursor does not end");
-            let (page, next) = backend.list_keys("", at)?;
-            // Redis's COUNT is a hint: a reply may run a few keys over it.
-            assert!(
-                page.len() <= LIST_PAGE_SIZE + LIST_PAGE_SIZE / 10,
-                "{name}: a page of {}",
-                page.len()
-            );
-            listed.extend(page);
-            cursor = next;
-        }
-        assert!(pages >= 3, "{name}: {pages} pages for three pages of keys");
+        let (mut listed, pages) = list_all(backend.as_ref(), "")?;
+        assert!(
+            pages.len() >= 3,
+            "{name}: {pages:?} for three pages of keys"
+        );
+        // Redis's COUNT is a hint: a reply may run a few keys over it.
+        let largest = pages.iter().copied().max().unwrap_or_default();
+        assert!(
+            largest <= LIST_PAGE_SIZE + LIST_PAGE_SIZE / 10,
+            "{name}: a page of {largest}"
+        );
         listed.sort_unstable();
         assert_eq!(listed, written, "{name}: every key exactly once");
     }
@@ -141,30 +162,53 @@ fn list_keys_lists_every_key_once_across_pages() -> anyhow::Result<()> {
 }
 
 #[test]
-fn offsets_page_by_exactly_the_page_size() -> anyhow::Result<()> {
-    for (name, backend, _kept) in offset_backends() {
-        write_three_pages(backend.as_ref())?;
-        let full = LIST_PAGE_SIZE as u64;
-        let pages: Vec<(usize, Option<u64>)> = [0, full, 2 * full]
-            .into_iter()
-            .map(|offset| {
-                let (page, next) = backend.list_keys("", offset)?;
-                Ok((page.len(), next))
-            })
-            .collect::<anyhow::Result<_>>()?;
+fn list_keys_pages_in_key_order_with_a_cursor() -> anyhow::Result<()> {
+    for (name, backend, _kept) in ordered_backends() {
+        let keys: Vec<(String, Vec<u8>)> = (0..2 * LIST_PAGE_SIZE + 5)
+            .rev()
+            .map(|i| (format!("k{i:05}"), vec![]))
+            .collect();
+        backend.set_many("", &keys)?;
+        // A key in the next bucket, which the last page must not run on into.
+        backend.set("b", "k", b"")?;
+        let (listed, pages) = list_all(backend.as_ref(), "")?;
+        assert_eq!(pages, [LIST_PAGE_SIZE, LIST_PAGE_SIZE, 5], "{name}");
+        let mut written: Vec<String> = keys.into_iter().map(|(key, _)| key).collect();
+        written.sort_unstable();
+        assert_eq!(listed, written, "{name}: every key once, in order");
         assert_eq!(
-            pages,
-            [
-                (LIST_PAGE_SIZE, Some(full)),
-                (LIST_PAGE_SIZE, Some(2 * full)),
-                (5, None)
-            ],
+            list_all(backend.as_ref(), "empty")?,
+            (vec![], vec![0]),
             "{name}"
         );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_listing_resumes_after_its_cursor_whatever_happened_before_it() -> anyhow::Result<()> {
+    for (name, backend, _kept) in ordered_backends() {
+        let keys: Vec<(String, Vec<u8>)> = (0..LIST_PAGE_SIZE + 3)
+            .map(|i| (format!("k{i:05}"), vec![]))
+            .collect();
+        backend.set_many("", &keys)?;
+        let first = backend.list_keys("", None)?;
+        let cursor = first.cursor.expect("a second page");
+        // An offset would now point past keys nobody has listed; the cursor does not.
+        backend.delete_many("", &first.keys[..10])?;
+        backend.set("", "a-new-first-key", b"")?;
+        let rest = backend.list_keys("", Some(&cursor))?;
+        let expected: Vec<String> = keys[LIST_PAGE_SIZE..]
+            .iter()
+            .map(|(key, _)| key.clone())
+            .collect();
         assert_eq!(
-            backend.list_keys("", u64::MAX)?,
-            (vec![], None),
-            "{name}: cursor past the end"
+            rest,
+            KeyPage {
+                keys: expected,
+                cursor: None
+            },
+            "{name}"
         );
     }
     Ok(())
@@ -187,15 +231,11 @@ fn any_key_and_bucket_name_round_trips_and_lists() -> anyhow::Result<()> {
                     "{name}: {bucket:?} {key:?}"
                 );
             }
-            let (mut listed, next) = backend.list_keys(bucket, 0)?;
+            let (mut listed, _) = list_all(backend.as_ref(), bucket)?;
             listed.sort_unstable();
             let mut expected = keys.map(str::to_owned).to_vec();
             expected.sort_unstable();
-            assert_eq!(
-                (listed, next),
-                (expected, None),
-                "{name}: bucket {bucket:?}"
-            );
+            assert_eq!(listed, expected, "{name}: bucket {bucket:?}");
         }
     }
     Ok(())
@@ -259,7 +299,45 @@ fn batches_read_and_delete_in_order() -> anyhow::Result<()> {
             "{name}"
         );
         backend.delete_many("", &keys)?;
-        assert_eq!(backend.list_keys("", 0)?, (vec![], None), "{name}");
+        assert_eq!(backend.list_keys("", None)?, KeyPage::default(), "{name}");
+    }
+    Ok(())
+}
+
+#[test]
+fn writes_awaited_without_a_thread_keep_the_same_contract() -> anyhow::Result<()> {
+    // The tests call the blocking methods from plain threads, as the blocking pool would;
+    // each awaited write gets a runtime of its own to run on.
+    let runtime = redis_runtime();
+    for (name, backend, _kept) in backends() {
+        let write =
+            |write: Write| runtime.block_on(Arc::clone(&backend).write("b".to_owned(), write));
+        let increment = |delta| Write::Increment {
+            key: "n".into(),
+            delta,
+        };
+        assert_eq!(write(increment(2))?, 2, "{name}");
+        assert_eq!(write(increment(1))?, 3, "{name}");
+        let set = Write::Set {
+            key: "k".into(),
+            value: b"v".to_vec(),
+        };
+        assert_eq!(write(set)?, 0, "{name}");
+        assert_eq!(backend.get("b", "k")?, Some(b"v".to_vec()), "{name}");
+        let refused = write(Write::Increment {
+            key: "k".into(),
+            delta: 1,
+        });
+        assert!(refused.is_err(), "{name}: not a counter");
+        let pairs = vec![
+            ("x".to_owned(), b"1".to_vec()),
+            ("y".to_owned(), b"2".to_vec()),
+        ];
+        write(Write::SetMany(pairs))?;
+        write(Write::DeleteMany(vec!["x".into(), "n".into()]))?;
+        write(Write::Delete { key: "k".into() })?;
+        let (keys, _) = list_all(backend.as_ref(), "b")?;
+        assert_eq!(keys, ["y"], "{name}");
     }
     Ok(())
 }
@@ -268,8 +346,8 @@ fn batches_read_and_delete_in_order() -> anyhow::Result<()> {
 fn redb_writes_survive_reopening() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("store.redb");
-    RedbBackend::open(&path)?.set("", "k", b"v")?;
-    assert_eq!(RedbBackend::open(&path)?.get("", "k")?, Some(b"v".to_vec()));
+    redb_at(&path)?.set("", "k", b"v")?;
+    assert_eq!(redb_at(&path)?.get("", "k")?, Some(b"v".to_vec()));
     Ok(())
 }
 
@@ -280,7 +358,7 @@ fn a_file_that_is_not_redb_is_refused_clearly() -> anyhow::Result<()> {
     std::fs::write(&path, vec![b'x'; 8192])?;
     let message = format!(
         "{:#}",
-        RedbBackend::open(&path)
+        redb_at(&path)
             .err()
             .ok_or_else(|| anyhow::anyhow!("opened garbage"))?
     );

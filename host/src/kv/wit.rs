@@ -1,12 +1,14 @@
 //! The WIT side of the key-value host: the generated bindings, the guest's bucket handles,
-//! and the `Host` traits implemented on [`KvView`] by translating to a [`Backend`].
+//! and the `Host` traits implemented on [`KvView`] by translating to a [`Backend`]; the
+//! request's `list-keys` cursors are mapped to the backend's by [`Cursors`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
 
-use super::{Backend, Unavailable};
+use super::cursor::{Cursors, MAX_LIVE};
+use super::{Backend, Unavailable, Write};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -76,21 +78,30 @@ impl StoreOutage {
 pub(crate) struct KvView<'a> {
     backend: &'a Arc<dyn Backend>,
     table: &'a mut ResourceTable,
+    cursors: &'a mut Cursors,
     outage: &'a StoreOutage,
 }
 
 impl<'a> KvView<'a> {
-    /// A view over the shared backend, this request's resource table and its outage mark.
+    /// A view over the shared backend and this request's resource table, cursors and outage
+    /// mark.
     pub(crate) fn new(
         backend: &'a Arc<dyn Backend>,
         table: &'a mut ResourceTable,
+        cursors: &'a mut Cursors,
         outage: &'a StoreOutage,
     ) -> Self {
         Self {
             backend,
             table,
+            cursors,
             outage,
         }
+    }
+
+    /// The name of the bucket behind `bucket`.
+    fn name(&self, bucket: &Resource<Bucket>) -> Result<String, KvError> {
+        Ok(self.table.get(bucket)?.name.clone())
     }
 
     /// Runs `op` against the backend on the blocking pool, for the bucket behind `bucket`.
@@ -99,20 +110,34 @@ impl<'a> KvView<'a> {
         bucket: &Resource<Bucket>,
         op: impl FnOnce(&dyn Backend, &str) -> anyhow::Result<R> + Send + 'static,
     ) -> Result<R, KvError> {
-        let name = self.table.get(bucket)?.name.clone();
+        let name = self.name(bucket)?;
         let backend = Arc::clone(self.backend);
         match tokio::task::spawn_blocking(move || op(backend.as_ref(), &name)).await {
-            Ok(result) => result.map_err(|error| {
-                tracing::warn!("key-value store: {error:#}");
-                if error.is::<Unavailable>() {
-                    self.outage.record();
-                }
-                KvError::Other(format!("{error:#}"))
-            }),
+            Ok(result) => result.map_err(|error| self.store_error(error)),
             Err(join) => Err(KvError::Trap(wasmtime::format_err!(
                 "key-value task failed: {join}"
             ))),
         }
+    }
+
+    /// Applies `write` to the bucket behind `bucket` and awaits its commit, without holding
+    /// a thread for it where the backend can ([`Backend::write`]).
+    async fn write(&mut self, bucket: &Resource<Bucket>, write: Write) -> Result<u64, KvError> {
+        let name = self.name(bucket)?;
+        Arc::clone(self.backend)
+            .write(name, write)
+            .await
+            .map_err(|error| self.store_error(error))
+    }
+
+    /// A backend's failure, for the guest: `error.other` with the whole message, also
+    /// logged. One that says the store is unreachable also marks the request for a 503.
+    fn store_error(&self, error: anyhow::Error) -> KvError {
+        tracing::warn!("key-value store: {error:#}");
+        if error.is::<Unavailable>() {
+            self.outage.record();
+        }
+        KvError::Other(format!("{error:#}"))
     }
 }
 
@@ -168,15 +193,13 @@ impl store::HostBucket for KvView<'_> {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), KvError> {
-        self.run(&bucket, move |backend, name| {
-            backend.set(name, &key, &value)
-        })
-        .await
+        self.write(&bucket, Write::Set { key, value }).await?;
+        Ok(())
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), KvError> {
-        self.run(&bucket, move |backend, name| backend.delete(name, &key))
-            .await
+        self.write(&bucket, Write::Delete { key }).await?;
+        Ok(())
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool, KvError> {
@@ -189,14 +212,33 @@ impl store::HostBucket for KvView<'_> {
         bucket: Resource<Bucket>,
         cursor: Option<u64>,
     ) -> Result<store::KeyResponse, KvError> {
-        // The cursor is guest-controlled; backends treat one past the end as an empty page.
-        let offset = cursor.unwrap_or(0);
-        let (keys, cursor) = self
+        let name = self.name(&bucket)?;
+        // The cursor is guest-controlled: only one handed to this request for this bucket
+        // stands for a place in a listing.
+        let resumed = cursor
+            .map(|number| {
+                let unknown = || {
+                    KvError::Other(format!(
+                        "unknown cursor {number}: a cursor is valid only in the request and for \
+                         the bucket it was handed to, and only among the {MAX_LIVE} most recent"
+                    ))
+                };
+                let resumed = self.cursors.resolve(&name, number).ok_or_else(unknown)?;
+                Ok::<_, KvError>(resumed.to_owned())
+            })
+            .transpose()?;
+        let page = self
             .run(&bucket, move |backend, name| {
-                backend.list_keys(name, offset)
+                backend.list_keys(name, resumed.as_deref())
             })
             .await?;
-        Ok(store::KeyResponse { keys, cursor })
+        let cursor = page
+            .cursor
+            .map(|continued| self.cursors.issue(&name, continued));
+        Ok(store::KeyResponse {
+            keys: page.keys,
+            cursor,
+        })
     }
 
     async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
@@ -212,10 +254,7 @@ impl atomics::Host for KvView<'_> {
         key: String,
         delta: u64,
     ) -> Result<u64, KvError> {
-        self.run(&bucket, move |backend, name| {
-            backend.increment(name, &key, delta)
-        })
-        .await
+        self.write(&bucket, Write::Increment { key, delta }).await
     }
 }
 
@@ -241,10 +280,8 @@ impl batch::Host for KvView<'_> {
         bucket: Resource<Bucket>,
         entries: Vec<(String, Vec<u8>)>,
     ) -> Result<(), KvError> {
-        self.run(&bucket, move |backend, name| {
-            backend.set_many(name, &entries)
-        })
-        .await
+        self.write(&bucket, Write::SetMany(entries)).await?;
+        Ok(())
     }
 
     async fn delete_many(
@@ -252,9 +289,66 @@ impl batch::Host for KvView<'_> {
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Result<(), KvError> {
-        self.run(&bucket, move |backend, name| {
-            backend.delete_many(name, &keys)
-        })
-        .await
+        self.write(&bucket, Write::DeleteMany(keys)).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::LIST_PAGE_SIZE;
+    use super::super::memory::MemoryBackend;
+    use super::*;
+    use store::{Host as _, HostBucket as _};
+
+    /// Another handle on the bucket behind `bucket`.
+    fn handle(bucket: &Resource<Bucket>) -> Resource<Bucket> {
+        Resource::new_borrow(bucket.rep())
+    }
+
+    /// The value, or a panic naming the error.
+    #[track_caller]
+    fn ok<T>(result: Result<T, KvError>) -> T {
+        result.unwrap_or_else(|error| panic!("{error:?}"))
+    }
+
+    /// The WIT `error.other` message, or a panic naming what came instead.
+    #[track_caller]
+    fn other_error(result: Result<store::KeyResponse, KvError>) -> String {
+        match result {
+            Err(KvError::Other(message)) => message,
+            Err(KvError::Trap(trap)) => panic!("a trap: {trap:#}"),
+            Ok(page) => panic!("a page of {} keys", page.keys.len()),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_listing_follows_the_cursors_the_request_was_handed_and_no_others()
+    -> anyhow::Result<()> {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
+        let keys: Vec<(String, Vec<u8>)> = (0..=LIST_PAGE_SIZE)
+            .map(|i| (format!("k{i:05}"), vec![]))
+            .collect();
+        backend.set_many("", &keys)?;
+        backend.set("other", "k", b"")?;
+        let (mut table, mut cursors) = (ResourceTable::new(), Cursors::default());
+        let outage = StoreOutage::default();
+        let mut view = KvView::new(&backend, &mut table, &mut cursors, &outage);
+        let bucket = ok(view.open(String::new()).await);
+        let other = ok(view.open("other".to_owned()).await);
+
+        let first = ok(view.list_keys(handle(&bucket), None).await);
+        assert_eq!(first.keys.len(), LIST_PAGE_SIZE);
+        let cursor = first.cursor.expect("a second page");
+        let second = ok(view.list_keys(handle(&bucket), Some(cursor)).await);
+        assert_eq!(second.keys, [format!("k{LIST_PAGE_SIZE:05}")]);
+        assert_eq!(second.cursor, None);
+
+        // Cursors are guest-controlled: forged or misplaced ones are errors, not traps.
+        let forged = other_error(view.list_keys(handle(&bucket), Some(cursor + 1)).await);
+        assert!(forged.contains("unknown cursor"), "{forged}");
+        let misplaced = other_error(view.list_keys(other, Some(cursor)).await);
+        assert!(misplaced.contains("unknown cursor"), "{misplaced}");
+        Ok(())
     }
 }

@@ -7,14 +7,7 @@ use hyper::Method;
 use rustix::process::Signal;
 use serde_json::json;
 
-use crate::common::{Reply, ServerProcess, components, host_command, send_raw};
-
-/// Flags serving the task API with a redb store inside `dir`.
-fn task_api_on_redb(dir: &tempfile::TempDir) -> Vec<String> {
-    let store = format!("redb:{}", dir.path().join("data/store.redb").display());
-    let component = components().task_api.to_string_lossy().into_owned();
-    vec!["--component".into(), component, "--store".into(), store]
-}
+use crate::common::{Reply, ServerProcess, components, host_command, send_raw, task_api_on_redb};
 
 async fn create(host: &ServerProcess, title: &str) -> u64 {
     let body = Some((
@@ -57,7 +50,7 @@ async fn the_startup_line_names_the_port_this_process_answers_on() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tasks_survive_a_sigterm_restart_and_ids_continue() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let flags = task_api_on_redb(&dir);
+    let flags = task_api_on_redb(dir.path());
 
     let mut first = ServerProcess::host(dir.path(), &flags);
     for title in ["a", "b", "c"] {
@@ -87,7 +80,7 @@ async fn tasks_survive_a_sigterm_restart_and_ids_continue() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_acknowledged_create_survives_kill_9() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let flags = task_api_on_redb(&dir);
+    let flags = task_api_on_redb(dir.path());
 
     let mut first = ServerProcess::host(dir.path(), &flags);
     let mut acknowledged = Vec::new();

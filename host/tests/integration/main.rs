@@ -4,6 +4,7 @@
 mod common;
 mod config_errors;
 mod contract;
+mod crash;
 mod faults;
 mod lifecycle;
 mod operations;

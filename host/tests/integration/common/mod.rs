@@ -286,6 +286,13 @@ async fn read_until_closed(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> 
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// Flags serving the task API with a redb store inside `dir`.
+pub(crate) fn task_api_on_redb(dir: &Path) -> Vec<String> {
+    let store = format!("redb:{}", dir.join("data/store.redb").display());
+    let component = components().task_api.to_string_lossy().into_owned();
+    vec!["--component".into(), component, "--store".into(), store]
+}
+
 /// The `task-host` binary, run as a child process.
 pub(crate) fn host_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_task-host"));

@@ -1,0 +1,160 @@
+//! Crash trials: the real binary on one redb store, killed with SIGKILL at a random moment
+//! in the middle of concurrent creates from [`CLIENTS`] clients, [`ROUNDS`] times over.
+//! After every restart each create acknowledged with a 2xx, in any round, is in the store
+//! exactly as it was answered, and the next id is past every acknowledged one. Each round
+//! prints its counts.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use hyper::header::CONTENT_TYPE;
+use rustix::process::Signal;
+use serde_json::{Value, json};
+
+use crate::common::{ServerProcess, task_api_on_redb};
+
+const ROUNDS: usize = 20;
+/// Clients creating tasks at once, each one request at a time.
+const CLIENTS: usize = 16;
+/// When the kill comes, in milliseconds after the clients start: at random within this.
+const KILL_WINDOW_MS: Range<u64> = 50..400;
+/// A client stops after this many creates, should the kill never come.
+const MAX_CREATES_PER_CLIENT: usize = 10_000;
+/// A create that takes longer than this ends its client, as a failed one does.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every task acknowledged so far, by id, as its 2xx answer gave it.
+type Acknowledged = BTreeMap<u64, Value>;
+
+/// What one round's clients saw before the kill.
+#[derive(Debug, Default)]
+struct Load {
+    acknowledged: Vec<Value>,
+    /// Answers other than 2xx: not acknowledged, and not expected either.
+    refused: usize,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_create_acknowledged_before_a_kill_9_is_ever_lost() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let flags = task_api_on_redb(dir.path());
+    let mut acknowledged = Acknowledged::new();
+    let mut host = ServerProcess::host(dir.path(), &flags);
+    let mut unacknowledged = 0;
+    for round in 1..=ROUNDS {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|client| tokio::spawn(create_until_refused(host.addr, round, client)))
+            .collect();
+        let kill_after = Duration::from_millis(fastrand::u64(KILL_WINDOW_MS));
+        tokio::time::sleep(kill_after).await;
+        host.signal(Signal::KILL);
+        host.wait(Duration::from_secs(10));
+        let mut load = Load::default();
+        for client in clients {
+            let seen = client.await.expect("a client task");
+            load.acknowledged.extend(seen.acknowledged);
+            load.refused += seen.refused;
+        }
+        let created = load.acknowledged.len();
+        for task in load.acknowledged {
+            let id = task["id"].as_u64().expect("an integer id");
+            let earlier = acknowledged.insert(id, task);
+            assert!(earlier.is_none(), "id {id} was handed out twice");
+        }
+
+        host = ServerProcess::host(dir.path(), &flags);
+        let stored = verify(&host, &acknowledged, round).await;
+        let lost_answers = stored - acknowledged.len() - unacknowledged;
+        unacknowledged += lost_answers;
+        report(&format!(
+            "crash round {round:>2}: kill -9 at {:>3} ms after {created:>3} acknowledged creates \
+             ({} refused); restarted with all {} acknowledged tasks intact, and {lost_answers} \
+             committed whose answer never went out",
+            kill_after.as_millis(),
+            load.refused,
+            acknowledged.len(),
+        ));
+        // The next create, on the restarted host, is acknowledged too.
+        let highest = acknowledged.keys().next_back().copied().unwrap_or(0);
+        let next = create_next(&host, round).await;
+        let id = next["id"].as_u64().expect("an integer id");
+        assert!(
+            id > highest,
+            "round {round}: the next id, {id}, is not past every acknowledged one ({highest})"
+        );
+        acknowledged.insert(id, next);
+    }
+    report(&format!(
+        "crash trials: {ROUNDS} kills, {} acknowledged creates, none lost",
+        acknowledged.len()
+    ));
+}
+
+/// Counts straight to stderr, past libtest's capture, so that every run shows them.
+fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Checks that every acknowledged task is stored as it was answered; returns how many
+/// tasks are stored.
+async fn verify(host: &ServerProcess, acknowledged: &Acknowledged, round: usize) -> usize {
+    let listed = host.client().get("/tasks").await.expect(200);
+    let stored: BTreeMap<u64, &Value> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|task| (task["id"].as_u64().expect("an integer id"), task))
+        .collect();
+    for (id, task) in acknowledged {
+        assert_eq!(
+            stored.get(id),
+            Some(&task),
+            "round {round}: acknowledged task {id} after the restart"
+        );
+    }
+    stored.len()
+}
+
+/// One create on the restarted host, which must succeed.
+async fn create_next(host: &ServerProcess, round: usize) -> Value {
+    host.client()
+        .post(
+            "/tasks",
+            json!({ "title": format!("after restart {round}") }),
+        )
+        .await
+        .expect(200)
+}
+
+/// Creates tasks one after another until the host stops answering.
+async fn create_until_refused(addr: SocketAddr, round: usize, client: usize) -> Load {
+    let mut load = Load::default();
+    for n in 0..MAX_CREATES_PER_CLIENT {
+        let title = format!("round {round} client {client} task {n}");
+        let body = json!({ "title": title, "description": "crash trial" }).to_string();
+        let request = Request::post(format!("http://{addr}/tasks"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("a valid request");
+        let response =
+            match tokio::time::timeout(REQUEST_TIMEOUT, task_host::client::send(request)).await {
+                Ok(Ok(response)) => response,
+                // Refused, reset or cut off: the host is gone.
+                Ok(Err(_)) | Err(_) => break,
+            };
+        if !response.status().is_success() {
+            load.refused += 1;
+            continue;
+        }
+        let task: Value = serde_json::from_slice(response.body()).expect("a task as JSON");
+        assert_eq!(task["title"], json!(title), "the answer is this create's");
+        load.acknowledged.push(task);
+    }
+    load
+}
