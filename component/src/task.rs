@@ -230,6 +230,9 @@ pub(crate) fn parse_task_id(raw: &str) -> Result<Option<u64>, ValidationError> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,10 @@
 //! Client connections: how many may be open at once, how long a client may take to send a
 //! request head, and what a drain does to each one.
 //!
+//! - **A backlog.** The kernel queues connections that `accept` has not taken yet; past the
+//!   queue it drops the handshake's last packet and the client's connection waits on
+//!   retransmits, 1 s, then 3 s, then 7 s. Rust's default of 128 made a burst of 1,000
+//!   connections take 8 s to arrive, so the queue holds as many as the default cap.
 //! - **A cap.** Every connection holds a file descriptor and hyper's buffers. Past the
 //!   open-file limit `accept` fails for everyone, so the cap sits below it, and a connection
 //!   over the cap gets a canned 503 and is closed at once, rather than queueing unseen in the
@@ -22,7 +26,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustix::process::{Resource, getrlimit, setrlimit};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::handler::Handler;
@@ -30,6 +34,9 @@ use crate::metrics::Metrics;
 
 /// The connection cap when none is configured, if the open-file limit allows it.
 pub(crate) const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
+/// Connections the kernel queues for `accept`, before it clamps this to
+/// `net.core.somaxconn` (4096 by default since Linux 5.4).
+const ACCEPT_BACKLOG: u32 = DEFAULT_MAX_CONNECTIONS;
 /// File descriptors kept for everything but connections: the store, component files,
 /// epoll, the log, and the blocking pool's files.
 const RESERVED_FDS: u64 = 128;
@@ -40,6 +47,18 @@ const DRAIN_GRACE: Duration = Duration::from_millis(100);
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 38\r\n\r\n\
 {\"detail\":\"Too many open connections\"}";
+
+/// Listens on `addr` with room for a burst of connections ([`ACCEPT_BACKLOG`]), and with
+/// `SO_REUSEADDR`, as `TcpListener::bind` sets it.
+pub(crate) fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
 
 /// Raises the soft open-file limit to the hard one, as servers do, and returns how many
 /// connections may be open: `requested`, or the default, checked against that limit.

@@ -92,9 +92,7 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let signals = signal::Signals::install()?;
     let addr = args.addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = connection::listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let server = server::Server::new(listener, args.into()).await?;
     let addr = server.local_addr()?;
     // The one startup line on stdout; tests and scripts parse it for the real port.

@@ -9,23 +9,18 @@
 //! how close it comes. After `POST /tasks` on a store that commits in batches (redb), the
 //! mean number of writes per commit during that load is printed, from the host's metrics.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
-use test_support::ServerChild;
+use anyhow::bail;
 
+use crate::load::{self, Server, get, host_command};
 use crate::workspace::Workspace;
 use crate::workspace_root;
 
 /// wrk settings: two threads (the machine has two cores), 32 connections.
-const WRK_ARGS: &[&str] = &["-t2", "-c32", "--latency"];
-/// Connections seeding tasks at once.
-const SEEDERS: usize = 8;
+const WRK_ARGS: &[&str] = &["-t2", "-c32"];
 
 /// One measured scenario.
 struct Scenario {
@@ -125,18 +120,16 @@ fn measure_throughput(
     for scenario in scenarios {
         server.seed(scenario.tasks)?;
         let batches_before = server.batches()?;
-        let mut wrk = Command::new("wrk");
-        wrk.args(WRK_ARGS).args(["-d", duration]);
-        if let Some(source) = scenario.script {
-            let script = work.join("scenario.lua");
-            std::fs::write(&script, source)?;
-            wrk.arg("-s").arg(script);
-        }
-        let report = wrk
-            .arg(format!("http://{}{}", server.addr(), scenario.path))
-            .output()
-            .context("running wrk")?;
-        let (rate, p50, p99, errors) = parse_wrk(&String::from_utf8_lossy(&report.stdout));
+        let mut args = WRK_ARGS.to_vec();
+        args.extend(["-d", duration]);
+        let url = format!("{}{}", server.url(), scenario.path);
+        let load::Report {
+            rate,
+            p50,
+            p99,
+            errors,
+            ..
+        } = load::wrk(&args, scenario.script, &url, work)?;
         let mut notes = Vec::new();
         if !errors.is_empty() {
             notes.push(errors);
@@ -217,174 +210,4 @@ fn measure_swaps(task_api: &Path, host: &Path, work: &Path) -> anyhow::Result<()
         std::thread::sleep(Duration::from_millis(300));
     }
     Ok(())
-}
-
-/// One request over a fresh connection, closed by the server after its answer: the whole
-/// answer, head and body.
-fn exchange(addr: SocketAddr, request: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.write_all(request.as_bytes())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response)
-}
-
-/// `GET path` over HTTP/1.0: the answer, or an error.
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
-    exchange(
-        addr,
-        &format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"),
-    )
-}
-
-/// `POST /tasks` for task `n`, which must succeed.
-fn create(addr: SocketAddr, n: usize) -> anyhow::Result<()> {
-    let body = format!(r#"{{"title":"seed {n}"}}"#);
-    let answer = exchange(
-        addr,
-        &format!(
-            "POST /tasks HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    )?;
-    if !answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200") {
-        bail!(
-            "seeding task {n}: {}",
-            answer.lines().next().unwrap_or("no answer")
-        );
-    }
-    Ok(())
-}
-
-fn host_command(host: &Path, component: &Path, store: &str) -> Command {
-    let mut command = test_support::task_host_serve(Command::new(host));
-    command
-        .args([
-            "--store",
-            store,
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--component",
-        ])
-        .arg(component)
-        // The startup line below names the admin address; nothing else under warn is
-        // logged per request.
-        .env("RUST_LOG", "warn,task_host::server=info");
-    command
-}
-
-/// A server under load, killed on drop.
-struct Server {
-    child: ServerChild,
-    /// Where task-host serves `/metrics`, from its log; `None` for other servers.
-    admin: Option<SocketAddr>,
-    /// Tasks created so far.
-    tasks: usize,
-}
-
-impl Server {
-    /// Starts `command`, logging to `log`, and reads its address from the startup line.
-    fn start(mut command: Command, label: &str, log: &Path) -> anyhow::Result<Self> {
-        let file = std::fs::File::create(log)?;
-        let child =
-            ServerChild::spawn(&mut command, file).with_context(|| format!("starting {label}"))?;
-        // The admin address is logged just before the startup line is printed.
-        let admin = std::fs::read_to_string(log)?
-            .split_whitespace()
-            .find_map(|word| word.strip_prefix("admin=http://")?.parse().ok());
-        Ok(Self {
-            child,
-            admin,
-            tasks: 0,
-        })
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.child.addr()
-    }
-
-    /// Creates tasks until `tasks` are stored, over [`SEEDERS`] connections at once.
-    fn seed(&mut self, tasks: usize) -> anyhow::Result<()> {
-        let addr = self.addr();
-        let next = AtomicUsize::new(self.tasks);
-        std::thread::scope(|scope| {
-            let seeders: Vec<_> = (0..SEEDERS)
-                .map(|_| {
-                    scope.spawn(|| {
-                        loop {
-                            let n = next.fetch_add(1, Ordering::Relaxed);
-                            if n >= tasks {
-                                return Ok(());
-                            }
-                            create(addr, n)?;
-                        }
-                    })
-                })
-                .collect();
-            seeders.into_iter().try_for_each(|seeder| {
-                seeder
-                    .join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a seeding thread panicked")))
-            })
-        })?;
-        self.tasks = self.tasks.max(tasks);
-        Ok(())
-    }
-
-    /// The store's committed writes and commits so far, from the `task_host_kv_batch_size`
-    /// histogram: `None` for a server without one, or before its first batch.
-    fn batches(&self) -> anyhow::Result<Option<(f64, f64)>> {
-        let Some(admin) = self.admin else {
-            return Ok(None);
-        };
-        let metrics = get(admin, "/metrics").context("scraping /metrics")?;
-        let value = |name: &str| {
-            metrics.lines().find_map(|line| {
-                line.strip_prefix(name)?
-                    .strip_prefix(' ')?
-                    .parse::<f64>()
-                    .ok()
-            })
-        };
-        Ok(value("task_host_kv_batch_size_sum").zip(value("task_host_kv_batch_size_count")))
-    }
-}
-
-/// Pulls requests/second, the 50th and 99th latency percentiles and any error line out of
-/// wrk's report.
-fn parse_wrk(report: &str) -> (String, String, String, String) {
-    let field = |prefix: &str| {
-        report
-            .lines()
-            .map(str::trim)
-            .find_map(|line| line.strip_prefix(prefix))
-            .map_or_else(
-                || "-".to_owned(),
-                |rest| rest.split_whitespace().next().unwrap_or("-").to_owned(),
-            )
-    };
-    let errors = report
-        .lines()
-        .map(str::trim)
-        .filter(|line| line.starts_with("Socket errors") || line.starts_with("Non-2xx"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    (field("Requests/sec:"), field("50%"), field("99%"), errors)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_wrk;
-
-    #[test]
-    fn wrk_reports_are_parsed() {
-        let report = "  Latency Distribution\n     50%    1.20ms\n     99%    9.87ms\n  Non-2xx or 3xx responses: 5\nRequests/sec:  12345.67\n";
-        let (rate, p50, p99, errors) = parse_wrk(report);
-        assert_eq!(
-            (rate.as_str(), p50.as_str(), p99.as_str()),
-            ("12345.67", "1.20ms", "9.87ms")
-        );
-        assert_eq!(errors, "Non-2xx or 3xx responses: 5");
-    }
 }

@@ -10,15 +10,20 @@
 //! - `cargo xtask lint`: formatting, and clippy on the host and wasm targets, warnings denied.
 //! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile,
 //!   kubernetes-validate on `deploy/k8s` (offline, [`KUBERNETES_VERSION`]), the lints, all
-//!   tests (component unit tests, host unit and integration tests, the stock `wasmtime serve`
-//!   tests), then [`docker::e2e`]: every Dockerfile target built and checked against the real
-//!   engine. The integration tests serve components this step builds first; `cargo test`
-//!   finds them through [`test_support::COMPONENTS_ENV`] and never calls back into xtask.
-//!   `--cargo-only` is the Docker `test` stage's share: the lints and the tests but the stock
+//!   tests (component unit tests, [`FUZZ_CASES`] cases of each fuzz target, host unit and
+//!   integration tests, the crash trials, the fault suite, the stock `wasmtime serve` tests),
+//!   then [`docker::e2e`]: every Dockerfile target built and checked against the real engine.
+//!   The integration tests serve components this step builds first; `cargo test` finds them
+//!   through [`test_support::COMPONENTS_ENV`] and never calls back into xtask. `--cargo-only`
+//!   is the Docker `test` stage's share: the lints and the tests but the stock
 //!   `wasmtime serve` ones, with no Docker and no hadolint.
+//! - `cargo xtask faults` runs just the fault suite (`host/tests/faults`): the real
+//!   task-host binary under guest, client and store faults, printed as a table.
 //! - `cargo xtask docker` runs just the Docker end-to-end check.
 //! - `cargo xtask bench` builds in release and prints throughput and latency under `wrk`
 //!   load on 127.0.0.1, for task-host (redb, memory) and stock `wasmtime serve`.
+//! - `cargo xtask soak` loads a release task-host on redb for a minute with reads and
+//!   writes mixed ([`soak`]): no request may fail, and its memory must stay flat.
 //!
 //! The commands that compile first add the targets `rust-toolchain.toml` names, if the
 //! toolchain lacks them ([`toolchain`]). Each step prints a `==>` header and the whole run
@@ -39,12 +44,18 @@ use crate::workspace::Workspace;
 mod bench;
 mod compose;
 mod docker;
+mod load;
+mod soak;
 mod toolchain;
 mod wasm;
 mod workspace;
 
 /// The Kubernetes version the manifests in `deploy/k8s` are validated against.
 const KUBERNETES_VERSION: &str = "1.35.0";
+/// Cases per fuzz target (the proptest targets of the router, request validation, id parsing
+/// and kv-fs names): about 8 s for all of them on two cores. A `PROPTEST_CASES` already set
+/// wins, for longer runs.
+const FUZZ_CASES: &str = "2048";
 
 /// Build, test and benchmark commands for task-api.
 #[derive(Parser)]
@@ -89,6 +100,9 @@ enum Task {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Put the task-host binary through every fault it must survive and print the table:
+    /// fault, expected, seen.
+    Faults,
     /// Build every Dockerfile target and check the images against the real engine.
     Docker,
     /// Build in release, then load-test task-host and stock `wasmtime serve` with wrk.
@@ -96,6 +110,16 @@ enum Task {
         /// Seconds of load per scenario.
         #[arg(long, default_value_t = 10)]
         seconds: u32,
+    },
+    /// Build in release, then load task-host on redb with reads and writes, and fail on any
+    /// error or on memory that grows over the second half of the run.
+    Soak {
+        /// Seconds of load.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// Connections wrk keeps open.
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
     },
 }
 
@@ -117,11 +141,21 @@ fn main() -> ExitCode {
             let dir = dir.unwrap_or_else(|| workspace.wasm_dir("release"));
             compose::standalone(&workspace_root().join(dir))
         }),
+        Task::Faults => test_components().and_then(|components| {
+            cargo_test(
+                &["test", "-p", "task-host", "--test", "faults"],
+                &components,
+            )
+        }),
         Task::Docker => docker::e2e(),
         Task::Bench { seconds } => build().and_then(|()| {
             require("wrk", "apt-get install wrk")?;
             bench::run(seconds)
         }),
+        Task::Soak {
+            seconds,
+            connections,
+        } => require("wrk", "apt-get install wrk").and_then(|()| soak::run(seconds, connections)),
     };
     match result {
         Ok(()) => {
@@ -279,9 +313,12 @@ fn cargo_test(args: &[&str], components: &Path) -> anyhow::Result<()> {
         components.display(),
         args.join(" ")
     );
-    let mut child = cargo_command()
-        .args(args)
-        .env(COMPONENTS_ENV, components)
+    let mut command = cargo_command();
+    command.args(args).env(COMPONENTS_ENV, components);
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        command.env("PROPTEST_CASES", FUZZ_CASES);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
         .context("tests: cannot run cargo")?;
@@ -300,7 +337,8 @@ fn cargo_test(args: &[&str], components: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sums libtest's `test result: ok. 3 passed; 0 failed; …` lines.
+/// Sums libtest's `test result: ok. 3 passed; 0 failed; …` lines, and the fault suite's
+/// `faults: 11 passed, 0 failed, 2 skipped`.
 #[derive(Debug, Default, PartialEq)]
 struct Totals {
     passed: u64,
@@ -309,10 +347,13 @@ struct Totals {
 
 impl Totals {
     fn add(&mut self, line: &str) {
-        let Some(counts) = line.strip_prefix("test result: ") else {
+        let Some(counts) = line
+            .strip_prefix("test result: ")
+            .or_else(|| line.strip_prefix("faults: "))
+        else {
             return;
         };
-        for part in counts.split([';', '.']) {
+        for part in counts.split([';', '.', ',']) {
             let mut words = part.split_whitespace();
             match (
                 words.next().and_then(|n| n.parse::<u64>().ok()),
@@ -380,10 +421,12 @@ mod tests {
         totals
             .add("test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out");
         totals.add("test api::tests::x ... ok");
+        totals.add("faults: ran in 21.30 s");
+        totals.add("faults: 11 passed, 0 failed, 2 skipped");
         assert_eq!(
             totals,
             Totals {
-                passed: 46,
+                passed: 57,
                 failed: 1
             }
         );

@@ -124,12 +124,16 @@ fn split_chunks(encoded: &str) -> Vec<&str> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use std::path::Component;
 
     use super::*;
 
-    const HOSTILE: &[&str] = &[
+    /// Keys a file name could be fooled by; also the fuzz target's seeds.
+    pub(super) const HOSTILE: &[&str] = &[
         "",
         ".",
         "..",

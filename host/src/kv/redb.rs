@@ -7,6 +7,7 @@
 //! holding a thread; the blocking methods block theirs. So anything a client got a 2xx for survives
 //! `kill -9` and power loss, and a request that reads after writing sees its write.
 
+mod reopen;
 mod writer;
 
 use std::ops::Bound;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use redb::{Database, ReadableDatabase, TableDefinition};
 
+use self::reopen::{Opener, Reopenable};
 use self::writer::Writer;
 use super::{Backend, BatchObserver, KeyPage, LIST_PAGE_SIZE, Pending, Write, ordered_page};
 
@@ -25,7 +27,7 @@ const ENTRIES: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::
 
 /// See the module docs.
 pub(crate) struct RedbBackend {
-    db: Arc<Database>,
+    db: Arc<Reopenable>,
     writer: Writer,
 }
 
@@ -40,23 +42,28 @@ impl RedbBackend {
                 format!("cannot create the store directory {}", parent.display())
             })?;
         }
-        let db = Database::create(path).map_err(|error| match error {
-            redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
-                anyhow::anyhow!("cannot open the store {}: {io}", path.display())
-            }
-            other => anyhow::anyhow!(
-                "cannot open the store {}: {other} (is it a redb file?)",
-                path.display()
-            ),
-        })?;
-        Self::new(db, on_batch)
-            .with_context(|| format!("cannot write to the store {}", path.display()))
+        let path = path.to_owned();
+        let shown = path.display().to_string();
+        let open = move || {
+            Database::create(&path).map_err(|error| match error {
+                redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+                    anyhow::anyhow!("cannot open the store {}: {io}", path.display())
+                }
+                other => anyhow::anyhow!(
+                    "cannot open the store {}: {other} (is it a redb file?)",
+                    path.display()
+                ),
+            })
+        };
+        Self::new(Box::new(open), on_batch)
+            .with_context(|| format!("cannot write to the store {shown}"))
     }
 
-    /// Serves `db`, and starts its writer.
-    fn new(db: Database, on_batch: BatchObserver) -> anyhow::Result<Self> {
+    /// Serves the database `open` opens, and starts its writer.
+    fn new(open: Opener, on_batch: BatchObserver) -> anyhow::Result<Self> {
+        let db = Reopenable::new(open)?;
         // Create the table up front so that readers never meet a missing table.
-        let txn = db.begin_write()?;
+        let txn = db.get()?.begin_write()?;
         txn.open_table(ENTRIES)?;
         txn.commit()?;
         let db = Arc::new(db);
@@ -68,7 +75,7 @@ impl RedbBackend {
         &self,
         op: impl FnOnce(&redb::ReadOnlyTable<(&str, &str), &[u8]>) -> anyhow::Result<R>,
     ) -> anyhow::Result<R> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let table = txn.open_table(ENTRIES)?;
         op(&table)
     }

@@ -12,8 +12,9 @@
 //! | `list-keys`                     | `SCAN` with `MATCH` on the bucket's prefix; Redis's cursor is ours |
 //!
 //! **Durability** is Redis's: with AOF and `appendfsync always` a write is on disk before
-//! Redis answers, as with redb; with `everysec` a power loss may take the last second of
-//! acknowledged writes; without persistence a Redis restart loses everything.
+//! Redis answers, as with redb; with `everysec` a power loss or a crash of Redis itself may
+//! take the last second or two of acknowledged writes (Redis may hold its AOF write back
+//! while an fsync runs); without persistence a Redis restart loses everything.
 //!
 //! **Connection.** One multiplexed connection (redis-rs's `ConnectionManager`) carries every
 //! request's commands, pipelined. Connecting and every command are bounded by the store

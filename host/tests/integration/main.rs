@@ -1,10 +1,10 @@
 //! task-host integration tests: real components built for wasm32-wasip2, real HTTP on
 //! 127.0.0.1 ephemeral ports, and the real binary where process behaviour is the point.
 
+#[path = "../common/mod.rs"]
 mod common;
 mod config_errors;
 mod contract;
-mod crash;
 mod faults;
 mod lifecycle;
 mod operations;

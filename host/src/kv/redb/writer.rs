@@ -18,14 +18,16 @@
 //!   decimal counter, or past `u64::MAX`) fails alone, and the rest of its batch commits;
 //! - a failure of redb itself (beginning the transaction, a table update, the commit) fails
 //!   every write of the batch: none is acknowledged, and the transaction is rolled back.
-//!   After a failed fsync redb refuses all further I/O (`PreviousIo`) until the process
-//!   restarts, since what reached the disk is then unknown; every later write fails too.
+//!   The database is then closed, and opened again for the next batch or read
+//!   ([`Reopenable`]): after a failed fsync redb refuses all further I/O until it is.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::Context as _;
 use redb::{Database, Durability, ReadableTable as _, Table};
+
+use super::reopen::Reopenable;
 use tokio::sync::{mpsc, oneshot};
 
 use super::ENTRIES;
@@ -75,7 +77,7 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer thread, which owns `db`'s write side from now on and tells
     /// `on_batch` the size of every batch it commits.
-    pub(super) fn start(db: Arc<Database>, on_batch: BatchObserver) -> anyhow::Result<Self> {
+    pub(super) fn start(db: Arc<Reopenable>, on_batch: BatchObserver) -> anyhow::Result<Self> {
         let (queue, waiting) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("kv-writer".to_owned())
@@ -184,7 +186,7 @@ fn apply_one(
 
 /// The writer thread: batch, commit, answer, until every [`Writer`] is gone and the queue
 /// is empty. Logs how many writes each commit carried, on average, when it ends.
-fn run(db: &Database, mut waiting: mpsc::Receiver<Queued>, on_batch: &BatchObserver) {
+fn run(db: &Reopenable, mut waiting: mpsc::Receiver<Queued>, on_batch: &BatchObserver) {
     let mut held_over = None;
     let (mut batches, mut writes) = (0_u64, 0_u64);
     while let Some(first) = held_over.take().or_else(|| waiting.blocking_recv()) {
@@ -224,9 +226,14 @@ fn gather(
 }
 
 /// Applies and commits `batch`, then answers every caller in it: each with its own result,
-/// or all with the failure if the batch could not be committed.
-fn commit(db: &Database, batch: Vec<Queued>) {
-    match apply(db, &batch) {
+/// or all with the failure if the batch could not be committed, after which the database is
+/// closed, to be opened again.
+fn commit(db: &Reopenable, batch: Vec<Queued>) {
+    let applied = db.get().and_then(|open| apply(&open, &batch));
+    if applied.is_err() {
+        db.close();
+    }
+    match applied {
         Ok(answers) => {
             for (queued, answer) in batch.into_iter().zip(answers) {
                 // A caller that is gone has nobody to tell.

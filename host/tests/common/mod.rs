@@ -344,6 +344,20 @@ impl ServerProcess {
         }
     }
 
+    /// The admin listener's address, from the startup log: start the server with
+    /// `--admin-addr 127.0.0.1:0`.
+    pub(crate) async fn admin_addr(&self) -> SocketAddr {
+        let line = self
+            .wait_for_log("admin=http://", 1, Duration::from_secs(10))
+            .await;
+        line[0]
+            .split("admin=http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .expect("the admin address in the startup log")
+    }
+
     /// A client for this server.
     pub(crate) fn client(&self) -> Client {
         Client { addr: self.addr }
@@ -404,16 +418,9 @@ impl ServerProcess {
     /// A client for the admin listener, at the address the startup log names (the server
     /// must run with `--admin-addr`).
     pub(crate) async fn admin(&self) -> Client {
-        let line = self
-            .wait_for_log("admin=http://", 1, Duration::from_secs(10))
-            .await;
-        let addr = line[0]
-            .split("admin=http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.parse().ok())
-            .expect("the admin address in the startup log");
-        Client { addr }
+        Client {
+            addr: self.admin_addr().await,
+        }
     }
 
     pub(crate) fn log_text(&self) -> String {
