@@ -24,10 +24,12 @@ WORKDIR /src
 
 # ---------------------------------------------------------------------------------------------
 # skeleton: what the dependency layers are built from, cut out of the whole tree.
-# - /skeleton: the workspace's manifests and lock file, and an empty stub for each src/lib.rs
-#   and src/main.rs that exists. Cargo loads every member's manifest, and dependencies compile
-#   against the stubs, so their layers are rebuilt only when a manifest changes. Members are
-#   found, not listed: a new one needs no line here.
+# - /skeleton: the workspace's manifests and lock file, and an empty stub for each src/lib.rs,
+#   src/main.rs and tests/*/main.rs that exists (a manifest may name a test target, as
+#   host's `faults` does, and cargo refuses a manifest whose target has no file). Cargo loads
+#   every member's manifest, and dependencies compile against the stubs, so their layers are
+#   rebuilt only when a manifest changes. Members are found, not listed: a new one needs no
+#   line here.
 # - /component-sources: the tree without host/, which component-builder builds from.
 # This stage reruns on every edit, but BuildKit keys a COPY --from by content, not mtime: the
 # stages that copy its output stay cached until what they copy changes.
@@ -42,6 +44,9 @@ RUN mkdir /skeleton \
         mkdir -p "/skeleton/$member/src" && cp "$manifest" "/skeleton/$member/"; \
         if [ -f "$member/src/lib.rs" ]; then : > "/skeleton/$member/src/lib.rs"; fi; \
         if [ -f "$member/src/main.rs" ]; then printf "fn main() {\n}\n" > "/skeleton/$member/src/main.rs"; fi; \
+        for test in "$member"/tests/*/main.rs; do \
+          if [ -f "$test" ]; then mkdir -p "/skeleton/${test%/main.rs}" && printf "fn main() {\n}\n" > "/skeleton/$test"; fi; \
+        done; \
       done' sh {} + \
  && cp -a /tree /component-sources \
  && rm -rf /component-sources/host
