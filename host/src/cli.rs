@@ -107,6 +107,13 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_MAX_INSTANCES", default_value_t = config::DEFAULT_MAX_INSTANCES, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_instances: u32,
 
+    /// How many requests one guest instance serves, one after another, before it is
+    /// replaced; 1 gives every request a fresh instance. A reused instance keeps its
+    /// globals and heap from request to request; one that trapped, ran out its deadline,
+    /// hit a limit or was serving during a swap is never reused.
+    #[arg(long, env = "TASK_HOST_INSTANCE_REUSE", default_value_t = config::DEFAULT_INSTANCE_REUSE, value_parser = clap::value_parser!(u32).range(1..))]
+    pub instance_reuse: u32,
+
     /// How long a request may wait for a free instance slot before it gets 503.
     #[arg(long, env = "TASK_HOST_QUEUE_TIMEOUT", default_value_t = config::DEFAULT_QUEUE_TIMEOUT.into())]
     pub queue_timeout: Span,
@@ -159,6 +166,7 @@ impl From<ServeArgs> for Config {
             max_memory: in_memory(args.max_memory),
             max_body: in_memory(args.max_body),
             max_instances: args.max_instances,
+            instance_reuse: args.instance_reuse,
             queue_timeout: args.queue_timeout.into(),
             header_timeout: args.header_timeout.into(),
             max_connections: args.max_connections,

@@ -9,7 +9,8 @@
 //!        ▼
 //!     Version ──► Slot (current version; requests take an Arc, swaps replace it)
 //!        │
-//!        └─ call(request): a fresh Store, a yielding epoch deadline, the guest in its own task
+//!        └─ call(request): an idle instance or a new one (instance.rs), a yielding epoch
+//!                          deadline, the guest in its own task
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use hyper::{Request, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::error::Context as _;
-use wasmtime::{Engine, Store, UpdateDeadline, bail};
+use wasmtime::{Engine, bail};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -31,6 +32,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::cache::CompileCache;
 use crate::failure::{Failure, MemoryRefused};
 use crate::imports::{HANDLER_EXPORT, Report};
+use crate::instance::{Idle, Instance};
 use crate::kv::Backend;
 use crate::kv::wit::StoreOutage;
 use crate::pool::{Admission, Gate, Shape};
@@ -116,6 +118,7 @@ impl Candidate {
         let pre = self.link(linker, &component)?;
         Ok(Version {
             pre,
+            idle: Arc::new(Idle::default()),
             digest: self.digest,
             shape: self.shape,
         })
@@ -148,9 +151,11 @@ fn wasm_kind(bytes: &[u8]) -> WasmKind {
     }
 }
 
-/// One loaded version of the component, ready to instantiate once per request.
+/// One loaded version of the component, ready to instantiate, and its idle instances.
 pub(crate) struct Version {
     pre: ProxyPre<HostState>,
+    /// Instances that served a request cleanly and may serve another.
+    idle: Arc<Idle>,
     /// Hex sha256 of the file it came from.
     pub(crate) digest: String,
     /// What one instance takes from the pool.
@@ -169,16 +174,16 @@ pub(crate) struct GuestEnv {
     /// The largest request body, in bytes: the host refuses larger ones, and tells the
     /// guest so that it refuses the same.
     pub(crate) max_body: usize,
+    /// How many requests one instance serves, one after another; 1 is a fresh instance
+    /// for every request.
+    pub(crate) instance_reuse: u32,
 }
 
 impl Version {
-    /// Runs `request` in a fresh instance, holding `slot` until the guest is done. Returns
-    /// the response head, with the guest still writing the body.
-    ///
-    /// Guests run on tokio's worker threads, so a guest that computes without pause would
-    /// hold a worker until its deadline, and two of them would stall a 2-core host. Every
-    /// epoch tick the guest therefore yields to the scheduler; only once its deadline has
-    /// passed is it interrupted.
+    /// Runs `request` in an idle instance of this version, or a new one, holding `slot`
+    /// until the guest is done. Returns the response head, with the guest still writing the
+    /// body. The guest yields every epoch tick and is interrupted past its deadline
+    /// ([`Instance::begin`]).
     ///
     /// A guest that fails, or answers 5xx, after a store call found the store unavailable is
     /// answered 503 by the host instead ([`StoreOutage`] says why).
@@ -193,30 +198,10 @@ impl Version {
         let deadline = tokio::time::Instant::now() + timeout;
         let pre = self.pre.clone();
         let outage = StoreOutage::default();
-        let mut store = Store::new(
-            pre.engine(),
-            HostState::new(
-                request_id,
-                Arc::clone(&env.kv),
-                outage.clone(),
-                env.max_memory,
-                env.max_body,
-            ),
-        );
-        store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if tokio::time::Instant::now() >= deadline {
-                UpdateDeadline::Interrupt
-            } else {
-                // tokio's own yield, as wasmtime advises for tokio: it defers the wake-up
-                // until the worker has polled its other tasks and the I/O driver.
-                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
-            })
-        });
-
+        let mut instance = self.idle.take().unwrap_or_else(|| Instance::new(&pre, env));
+        instance.begin(request_id, outage.clone(), deadline);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let mut http = store.data_mut().http();
+        let mut http = instance.store.data_mut().http();
         let (incoming, outparam) = match http.new_incoming_request(Scheme::Http, request) {
             Ok(incoming) => (
                 incoming,
@@ -225,24 +210,23 @@ impl Version {
             Err(error) => return Err(Failure::Guest(error)),
         };
         // The guest runs in its own task so it can keep streaming the body after it has
-        // handed over the response head.
+        // handed over the response head. The task owns the instance: an aborted task (a
+        // deadline, a client gone) drops it, and only a clean return offers it for reuse.
+        let idle = Arc::clone(&self.idle);
+        let reuse = env.instance_reuse;
         let mut task = tokio::spawn(async move {
             let _slot = slot;
-            let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, incoming, outparam)
-                    .await
-            };
-            let result = run.await;
-            // A guest refused memory usually fails as a plain trap (Rust aborts on a failed
-            // allocation); the limiter's witness says it was the cap.
-            match result {
-                Err(error) if store.data().limits.memory_refused() => {
+            match instance.handle(&pre, incoming, outparam).await {
+                // A guest refused memory usually fails as a plain trap (Rust aborts on a
+                // failed allocation); the limiter's witness says it was the cap.
+                Err(error) if instance.store.data().limits.memory_refused() => {
                     Err(error.context(MemoryRefused))
                 }
-                result => result,
+                Err(error) => Err(error),
+                Ok(()) => {
+                    idle.put_back(instance, reuse, deadline);
+                    Ok(())
+                }
             }
         });
 
@@ -283,8 +267,18 @@ impl Version {
         }
     }
 
-    /// Sends `GET path` to this version in a throwaway instance, with the same store and
-    /// limits as real requests and a slot from `gate`, and returns the status, or why there
+    /// Drops this version's idle instances, giving their pool slots back.
+    pub(crate) fn shed_idle(&self) {
+        self.idle.shed();
+    }
+
+    /// Stops reusing this version's instances: it is no longer served.
+    pub(crate) fn retire(&self) {
+        self.idle.retire();
+    }
+
+    /// Sends `GET path` to this version in a new instance (kept for reuse if this version
+    /// goes on to be served), with the same store and limits as real requests and a slot from `gate`, and returns the status, or why there
     /// was none.
     pub(crate) async fn probe(
         &self,

@@ -27,6 +27,8 @@ pub const DEFAULT_MAX_MEMORY: usize = 64 << 20;
 pub const DEFAULT_MAX_BODY: usize = task_api_limits::DEFAULT_MAX_BODY;
 /// Guest instances running at once.
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+/// How many requests one guest instance serves, one after another.
+pub const DEFAULT_INSTANCE_REUSE: u32 = 100;
 /// How long a request waits for a free instance slot.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time for a request head to arrive; also the keep-alive idle timeout.
@@ -68,6 +70,9 @@ pub struct Config {
     pub max_body: usize,
     /// Guest instances running at once; the pool is sized for this many of the component.
     pub max_instances: u32,
+    /// How many requests one guest instance serves, one after another; 1 gives every
+    /// request a fresh instance. Globals of the guest live on between them.
+    pub instance_reuse: u32,
     /// How long a request waits for a free instance slot before its 503.
     pub queue_timeout: Duration,
     /// Time for a request head to arrive, from when the server waits for one.
@@ -100,6 +105,7 @@ impl Config {
             max_memory: DEFAULT_MAX_MEMORY,
             max_body: DEFAULT_MAX_BODY,
             max_instances: DEFAULT_MAX_INSTANCES,
+            instance_reuse: DEFAULT_INSTANCE_REUSE,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             max_connections: None,

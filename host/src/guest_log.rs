@@ -1,8 +1,11 @@
 //! Guest stdout and stderr as host log lines, each tagged with the request id, so that
-//! output of concurrent requests can be told apart.
+//! output of concurrent requests can be told apart. An instance that serves one request
+//! after another keeps its streams, so the id is read when each line is written.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
@@ -12,16 +15,18 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 /// cannot grow host memory without bound.
 const MAX_LINE: usize = 16 * 1024;
 
-/// One of a request's output streams.
-#[derive(Debug, Clone, Copy)]
+/// One of an instance's output streams.
+#[derive(Debug, Clone)]
 pub(crate) struct GuestOutput {
-    request_id: u64,
+    /// The request the instance is serving now.
+    request_id: Arc<AtomicU64>,
     stream: &'static str,
 }
 
 impl GuestOutput {
-    /// The stream named `stream` (`stdout` or `stderr`) of request `request_id`.
-    pub(crate) fn new(request_id: u64, stream: &'static str) -> Self {
+    /// The stream named `stream` (`stdout` or `stderr`), tagged with the id `request_id`
+    /// holds when a line is written.
+    pub(crate) fn new(request_id: Arc<AtomicU64>, stream: &'static str) -> Self {
         Self { request_id, stream }
     }
 }
@@ -35,7 +40,7 @@ impl IsTerminal for GuestOutput {
 impl StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
         Box::new(LineWriter {
-            output: *self,
+            output: self.clone(),
             pending: Vec::new(),
         })
     }
@@ -50,7 +55,8 @@ struct LineWriter {
 impl LineWriter {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
-        let GuestOutput { request_id, stream } = self.output;
+        let stream = self.output.stream;
+        let request_id = self.output.request_id.load(Ordering::Relaxed);
         tracing::info!(target: "guest", request_id, stream, "{}", line.trim_end_matches('\r'));
     }
 

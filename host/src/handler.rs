@@ -151,13 +151,16 @@ impl Handler {
         Ok(Request::from_parts(parts, request_body::guest_body(bytes)))
     }
 
-    /// Sends `GET path` to `candidate` in a throwaway instance, under the same limits and
+    /// Sends `GET path` to `candidate` in a new instance, under the same limits and
     /// with the same store as real requests, and returns the status, or why there was none.
     pub(crate) async fn probe(
         &self,
         candidate: &Version,
         path: &str,
     ) -> Result<StatusCode, String> {
+        // Idle instances hold pool slots the gate does not count: free them, so that the
+        // candidate's instance finds room in a pool sized for the gate.
+        self.served.current().shed_idle();
         candidate
             .probe(&self.env, &self.gate, self.next_request_id(), path)
             .await
@@ -174,7 +177,10 @@ impl Handler {
             );
             self.gate.resize(slots);
         }
-        self.served.swap(version)
+        let old = self.served.swap(version);
+        // Instances that were serving the old version when it was replaced are not reused.
+        old.retire();
+        old
     }
 
     fn next_request_id(&self) -> u64 {

@@ -17,7 +17,7 @@
 //!        │                handler::Handler::handle ◄───────────┘  (per request)
 //!        │                  │ Host check, request_body, pool::Gate (slots, queue)
 //!        │                  ▼
-//!        │                component::Version::call ── new Store<state::HostState>,
+//!        │                component::Version::call ── instance::Instance (idle or new),
 //!        │                  │                          yielding epoch deadline
 //!        │                  ▼                          guest ─► kv::wit::KvView ─► Backend
 //!        │                response::ResponseBody ── cut off on a late failure, access log
@@ -34,7 +34,8 @@
 //!   the client sees the 413; `response`: the answer's body and its access-log line;
 //!   `failure`: every early failure as a JSON answer.
 //! - `component`: the served component, loaded, identified, swapped, run and probed;
-//!   `reload`: when to try a new version; `pool`: how many instances fit, and the gate;
+//!   `instance`: a guest instance, and its reuse for the next request; `reload`: when to
+//!   try a new version; `pool`: how many instances fit, and the gate;
 //!   `cache`: compiled components on disk, verified before wasmtime loads them.
 //! - `runtime`: the engine and the linker; `imports`: what the host provides, and
 //!   `task-host check`; `state`: the per-request store data; `guest_log`: guest output as
@@ -54,6 +55,7 @@ mod guest_log;
 mod handler;
 mod healthcheck;
 mod imports;
+mod instance;
 pub mod kv;
 mod limiter;
 mod metrics;

@@ -1,7 +1,7 @@
 //! Swapping the served component while running: on a change to the component file (an
 //! in-place write, an atomic rename, a symlink flip) or on SIGHUP, the candidate is compiled,
 //! checked to be a component whose imports this host provides, and probed with `GET
-//! --probe-path` in a throwaway instance. Only a candidate that answers 2xx replaces the
+//! --probe-path` in an instance of its own. Only a candidate that answers 2xx replaces the
 //! running one; anything else is logged as one "reload rejected" line and the old version
 //! keeps serving.
 

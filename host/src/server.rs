@@ -80,6 +80,7 @@ impl Server {
             request_timeout: config.request_timeout,
             max_memory: config.max_memory,
             max_body: config.max_body,
+            instance_reuse: config.instance_reuse,
         };
         let handler = Arc::new(Handler::new(
             version,
@@ -97,6 +98,7 @@ impl Server {
             watch = config.watch,
             instance_slots = handler.instance_slots(),
             core_instances_per_request = shape.core_instances,
+            instance_reuse = config.instance_reuse,
             max_connections,
             compile_cache = %cache
                 .dir()

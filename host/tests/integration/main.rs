@@ -9,6 +9,7 @@ mod contract;
 mod faults;
 mod lifecycle;
 mod operations;
+mod reuse;
 mod scale_out;
 mod slow_clients;
 mod swap;

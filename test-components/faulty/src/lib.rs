@@ -12,9 +12,11 @@
 //! | `/outgoing`   | tries an outgoing HTTP request to 127.0.0.1:9, answers what happened | 200 `{"outgoing":"denied"}` under task-host |
 //! | `/partial?then=F` | sends a 200 head and part of a body, then fails as `F` says: `trap`, `loop`, `alloc` or `sleep` (an hour) | the body is cut off |
 //! | `/health`     | answers 500: a reload candidate that must be refused | 500      |
+//! | `/count`      | counts in a global and answers the count: how many requests this instance has served | 200 `{"count":N}` |
 //! | anything else | answers 200 `{"component":"faulty"}`              | 200         |
 
 use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use wasip2::exports::http::incoming_handler::Guest;
@@ -23,6 +25,10 @@ use wasip2::http::types::{
     ErrorCode, Fields, IncomingRequest, OutgoingBody, OutgoingRequest, OutgoingResponse,
     ResponseOutparam, Scheme,
 };
+
+/// Requests this instance has answered on `/count`: a global, so it survives from one
+/// request to the next only if the host reuses the instance.
+static COUNT: AtomicU64 = AtomicU64::new(0);
 
 /// The exported handler.
 struct Faulty;
@@ -43,6 +49,14 @@ impl Guest for Faulty {
                 respond(response_out, 200, br#"{"slept":true}"#);
             }
             "/health" => respond(response_out, 500, br#"{"status":"unhealthy"}"#),
+            "/count" => {
+                let count = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+                respond(
+                    response_out,
+                    200,
+                    format!(r#"{{"count":{count}}}"#).as_bytes(),
+                );
+            }
             "/outgoing" => {
                 let body = format!(r#"{{"outgoing":"{}"}}"#, try_outgoing());
                 respond(response_out, 200, body.as_bytes());
