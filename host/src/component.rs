@@ -35,6 +35,7 @@ use crate::imports::{HANDLER_EXPORT, Report};
 use crate::instance::{Idle, Instance};
 use crate::kv::Backend;
 use crate::kv::wit::StoreOutage;
+use crate::metrics::Metrics;
 use crate::pool::{Admission, Gate, Shape};
 use crate::request_body::GuestBody;
 use crate::response::RunningGuest;
@@ -177,6 +178,8 @@ pub(crate) struct GuestEnv {
     /// How many requests one instance serves, one after another; 1 is a fresh instance
     /// for every request.
     pub(crate) instance_reuse: u32,
+    /// Where each request's instance is counted: new, or reused.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Version {
@@ -198,7 +201,11 @@ impl Version {
         let deadline = tokio::time::Instant::now() + timeout;
         let pre = self.pre.clone();
         let outage = StoreOutage::default();
-        let mut instance = self.idle.take().unwrap_or_else(|| Instance::new(&pre, env));
+        let (mut instance, reused) = match self.idle.take() {
+            Some(instance) => (instance, true),
+            None => (Instance::new(&pre, env), false),
+        };
+        env.metrics.guest_instance(reused);
         instance.begin(request_id, outage.clone(), deadline);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let mut http = instance.store.data_mut().http();

@@ -47,6 +47,12 @@ struct OutcomeLabel {
     outcome: &'static str,
 }
 
+/// Where a request's guest instance came from.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: &'static str,
+}
+
 /// The served component.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ComponentLabel {
@@ -86,6 +92,7 @@ pub(crate) struct Metrics {
     in_flight: Gauge,
     instance_slots: Gauge,
     instance_slots_in_use: Gauge,
+    guest_instances: Family<SourceLabel, Counter>,
     guest_failures: Family<FailureLabels, Counter>,
     bodies_refused: Family<ReasonLabel, Counter>,
     connections_open: Gauge,
@@ -114,6 +121,7 @@ impl Default for Metrics {
             in_flight: Gauge::default(),
             instance_slots: Gauge::default(),
             instance_slots_in_use: Gauge::default(),
+            guest_instances: Family::default(),
             guest_failures: Family::default(),
             bodies_refused: Family::default(),
             connections_open: Gauge::default(),
@@ -154,6 +162,11 @@ impl Default for Metrics {
             "instance_slots_in_use",
             "Guest instances running",
             metrics.instance_slots_in_use.clone(),
+        );
+        registry.register(
+            "guest_instances",
+            "Requests handed to a guest instance, by its source: instantiated for the request (new), or kept from an earlier one (reused, see --instance-reuse)",
+            metrics.guest_instances.clone(),
         );
         registry.register(
             "guest_failures",
@@ -293,6 +306,15 @@ impl Metrics {
         } else {
             self.instance_slots_in_use.dec();
         }
+    }
+
+    /// A request was handed to a guest instance kept from an earlier request (`true`), or
+    /// to one instantiated for it.
+    pub(crate) fn guest_instance(&self, reused: bool) {
+        let source = if reused { "reused" } else { "new" };
+        self.guest_instances
+            .get_or_create(&SourceLabel { source })
+            .inc();
     }
 
     /// A connection opened (`true`) or closed.

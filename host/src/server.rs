@@ -81,6 +81,7 @@ impl Server {
             max_memory: config.max_memory,
             max_body: config.max_body,
             instance_reuse: config.instance_reuse,
+            metrics: Arc::clone(&metrics),
         };
         let handler = Arc::new(Handler::new(
             version,

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use crate::common::TestServer;
+use hyper::Method;
+
+use crate::common::{TestServer, send_raw};
 
 /// `GET /count`: how many requests the instance that answered has served.
 async fn count(server: &TestServer) -> u64 {
@@ -25,8 +27,24 @@ async fn counts(server: &TestServer, requests: usize) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_instance_serves_instance_reuse_requests_then_a_fresh_one_takes_over() {
-    let server = TestServer::faulty(|config| config.instance_reuse = 3).await;
+    let server = TestServer::faulty(|config| {
+        config.instance_reuse = 3;
+        config.admin_addr = Some("127.0.0.1:0".parse().expect("an address"));
+    })
+    .await;
     assert_eq!(counts(&server, 7).await, [1, 2, 3, 1, 2, 3, 1]);
+    // An operator sees the same: three instances made, four requests on kept ones.
+    let admin = server.admin.expect("the admin listener is on");
+    let scrape = send_raw(admin, Method::GET, "/metrics", None).await.text;
+    for line in [
+        r#"task_host_guest_instances_total{source="new"} 3"#,
+        r#"task_host_guest_instances_total{source="reused"} 4"#,
+    ] {
+        assert!(
+            scrape.lines().any(|seen| seen == line),
+            "{line} in:\n{scrape}"
+        );
+    }
     server.stop().await;
 }
 
