@@ -127,6 +127,18 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_ADMIN_ADDR")]
     pub admin_addr: Option<SocketAddr>,
 
+    /// Keep compiled components here, keyed by their sha256 and the engine's build, so that a
+    /// restart or a swap back to a version seen before skips compiling. Default:
+    /// `$XDG_CACHE_HOME/task-host`, else `$HOME/.cache/task-host` (in the image, `/data/.cache/
+    /// task-host` on its volume). Created 0700; one others can write to is not used.
+    #[arg(long, env = "TASK_HOST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// `--compile-cache false` compiles the component on every start and reload, and neither
+    /// reads nor writes --cache-dir.
+    #[arg(long, env = "TASK_HOST_COMPILE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub compile_cache: bool,
+
     /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
     #[arg(long, env = "TASK_HOST_SHUTDOWN_TIMEOUT", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.into())]
     pub shutdown_timeout: Span,
@@ -154,6 +166,11 @@ impl From<ServeArgs> for Config {
             probe_path: args.probe_path,
             shutdown_timeout: args.shutdown_timeout.into(),
             admin_addr: args.admin_addr,
+            cache_dir: if args.compile_cache {
+                args.cache_dir.or_else(config::default_cache_dir)
+            } else {
+                None
+            },
         }
     }
 }

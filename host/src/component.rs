@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  Candidate::read(path) ── bytes, sha256, pool shape
-//!        │ load(linker): compile with readable errors, check imports and exports, link
+//!        │ load(linker, cache): compile with readable errors (or read the compile cache),
+//!        │                      check imports and exports, link
 //!        ▼
 //!     Version ──► Slot (current version; requests take an Arc, swaps replace it)
 //!        │
@@ -27,6 +28,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::cache::CompileCache;
 use crate::failure::{Failure, MemoryRefused};
 use crate::imports::{HANDLER_EXPORT, Report};
 use crate::kv::Backend;
@@ -102,9 +104,15 @@ impl Candidate {
             .with_context(|| format!("{path}: not a wasi:http/proxy component"))
     }
 
-    /// Compiles, checks and links the candidate with the linker's engine.
-    pub(crate) fn load(self, linker: &Linker<HostState>) -> wasmtime::Result<Version> {
-        let component = self.compile(linker.engine())?;
+    /// Compiles (or finds in `cache`), checks and links the candidate with the linker's
+    /// engine.
+    pub(crate) fn load(
+        self,
+        linker: &Linker<HostState>,
+        cache: &CompileCache,
+    ) -> wasmtime::Result<Version> {
+        let engine = linker.engine();
+        let (component, _) = cache.load(engine, &self.digest, || self.compile(engine))?;
         let pre = self.link(linker, &component)?;
         Ok(Version {
             pre,

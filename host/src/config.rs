@@ -36,6 +36,20 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The path a reload candidate must answer with 2xx.
 pub const DEFAULT_PROBE_PATH: &str = "/health";
 
+/// Where compiled components are kept unless told otherwise: the user's cache directory,
+/// `$XDG_CACHE_HOME/task-host`, else `$HOME/.cache/task-host`; `None` if neither variable is
+/// set. Compiled code is derived, machine-specific data that can be deleted at any time, so
+/// it belongs with caches rather than beside the store. In the production image `HOME` is
+/// the `/data` volume, the only writable path of a scratch image, so the cache survives a
+/// container restart there as the store does.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let nonempty = |name| std::env::var_os(name).filter(|value| !value.is_empty());
+    nonempty("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| nonempty("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .map(|dir| dir.join("task-host"))
+}
+
 /// How a server runs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -68,6 +82,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Where `/metrics`, `/livez` and `/readyz` are served; `None` turns them off.
     pub admin_addr: Option<SocketAddr>,
+    /// Where compiled components are cached; `None` compiles on every start.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -91,6 +107,7 @@ impl Config {
             probe_path: DEFAULT_PROBE_PATH.to_owned(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             admin_addr: None,
+            cache_dir: default_cache_dir(),
         }
     }
 }

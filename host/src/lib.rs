@@ -10,6 +10,7 @@
 //!                                        │ kv::StoreSpec::open ──────────► Arc<dyn kv::Backend>
 //!                                        │ component::Candidate::read ─► pool::Shape
 //!                                        │ runtime::{engine, linker} ──► component::Version
+//!                                        │   (compiled, or read back by cache::CompileCache)
 //!                                        ▼
 //!  server::Server::run ── accept ─► connection (cap, head timeout, drain) ─► hyper http1
 //!        │                                                     │
@@ -33,7 +34,8 @@
 //!   the client sees the 413; `response`: the answer's body and its access-log line;
 //!   `failure`: every early failure as a JSON answer.
 //! - `component`: the served component, loaded, identified, swapped, run and probed;
-//!   `reload`: when to try a new version; `pool`: how many instances fit, and the gate.
+//!   `reload`: when to try a new version; `pool`: how many instances fit, and the gate;
+//!   `cache`: compiled components on disk, verified before wasmtime loads them.
 //! - `runtime`: the engine and the linker; `imports`: what the host provides, and
 //!   `task-host check`; `state`: the per-request store data; `guest_log`: guest output as
 //!   log lines.
@@ -41,6 +43,7 @@
 //! - `healthcheck`: the probe for curl-less images, over [`client`]; [`telemetry`]: logging.
 
 mod admin;
+mod cache;
 pub mod cli;
 pub mod client;
 mod component;

@@ -96,6 +96,8 @@ pub(crate) struct Metrics {
     kv_errors: Family<KvLabels, Counter>,
     kv_duration: Family<KvLabels, Histogram>,
     kv_batch_size: Histogram,
+    compile_cache_lookups: Family<OutcomeLabel, Counter>,
+    compile_cache_write_errors: Counter,
 }
 
 /// Latency buckets from 100 µs to about 26 s, a factor of 4 apart.
@@ -123,6 +125,8 @@ impl Default for Metrics {
             kv_duration: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
             // 1, 2, 4, … 512: a batch holds at most 512 writes.
             kv_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            compile_cache_lookups: Family::default(),
+            compile_cache_write_errors: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -201,6 +205,16 @@ impl Default for Metrics {
             "kv_batch_size",
             "Writes per commit of a store that commits them in batches (redb): each batch shares one fsync",
             metrics.kv_batch_size.clone(),
+        );
+        registry.register(
+            "compile_cache_lookups",
+            "Compile cache lookups for a component to serve, by outcome: hit, miss, or invalid (an entry refused and compiled afresh)",
+            metrics.compile_cache_lookups.clone(),
+        );
+        registry.register(
+            "compile_cache_write_errors",
+            "Compiled components that could not be written to the compile cache",
+            metrics.compile_cache_write_errors.clone(),
         );
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
@@ -308,6 +322,18 @@ impl Metrics {
                 sha256: sha256.to_owned(),
             })
             .set(1);
+    }
+
+    /// The compile cache was asked for a component: `hit`, `miss` or `invalid`.
+    pub(crate) fn compile_cache_lookup(&self, outcome: &'static str) {
+        self.compile_cache_lookups
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// A compiled component could not be written to the compile cache.
+    pub(crate) fn compile_cache_write_failed(&self) {
+        self.compile_cache_write_errors.inc();
     }
 
     /// A key-value operation took `took`, and failed or not.

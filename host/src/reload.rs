@@ -14,6 +14,7 @@ use anyhow::{Context as _, bail};
 use tokio::signal::unix::Signal;
 use wasmtime::component::Linker;
 
+use crate::cache::CompileCache;
 use crate::component::Candidate;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
@@ -31,6 +32,8 @@ pub(crate) struct Reloader {
     loaded_from: Option<Fingerprint>,
     /// Candidates are compiled with this linker's engine, the one requests run on.
     linker: Arc<Linker<HostState>>,
+    /// Where candidates seen before are found compiled.
+    cache: Arc<CompileCache>,
     path: PathBuf,
     probe_path: String,
     handler: Arc<Handler>,
@@ -43,6 +46,7 @@ impl Reloader {
     pub(crate) fn new(
         loaded_from: Option<Fingerprint>,
         linker: Arc<Linker<HostState>>,
+        cache: Arc<CompileCache>,
         path: PathBuf,
         probe_path: String,
         handler: Arc<Handler>,
@@ -51,6 +55,7 @@ impl Reloader {
         Self {
             loaded_from,
             linker,
+            cache,
             path,
             probe_path,
             handler,
@@ -98,8 +103,9 @@ impl Reloader {
             return Ok(None);
         }
         let linker = Arc::clone(&self.linker);
+        let cache = Arc::clone(&self.cache);
         // Compiling takes a while and blocks: keep it off the threads that serve requests.
-        let version = tokio::task::spawn_blocking(move || candidate.load(&linker))
+        let version = tokio::task::spawn_blocking(move || candidate.load(&linker, &cache))
             .await
             .context("the compile task failed")??;
         match self.handler.probe(&version, &self.probe_path).await {

@@ -14,6 +14,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::admin::{self, Health};
+use crate::cache::CompileCache;
 use crate::component::{Candidate, GuestEnv};
 use crate::config::Config;
 use crate::connection::{self, Connections};
@@ -55,7 +56,12 @@ impl Server {
         let capacity = Capacity::new(config.max_instances, shape);
         let engine = runtime::engine(capacity)?;
         let linker = Arc::new(runtime::linker(&engine)?);
-        let version = candidate.load(&linker)?;
+        let cache = Arc::new(CompileCache::open(
+            config.cache_dir.as_deref(),
+            &engine,
+            Arc::clone(&metrics),
+        ));
+        let version = candidate.load(&linker, &cache)?;
         // After the component: a mistake in it is reported at once, not after the wait for
         // a store that cannot be reached.
         let batches = Arc::clone(&metrics);
@@ -92,6 +98,9 @@ impl Server {
             instance_slots = handler.instance_slots(),
             core_instances_per_request = shape.core_instances,
             max_connections,
+            compile_cache = %cache
+                .dir()
+                .map_or_else(|| "off".to_owned(), |dir| dir.display().to_string()),
             admin = %admin
                 .as_ref()
                 .and_then(|listener| listener.local_addr().ok())
@@ -101,6 +110,7 @@ impl Server {
         let reloader = Reloader::new(
             loaded_from,
             linker,
+            cache,
             config.component,
             config.probe_path,
             Arc::clone(&handler),

@@ -112,6 +112,8 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("a temp dir");
         let mut config = Config::new(component);
         config.store = StoreSpec::Redb(dir.path().join("store.redb"));
+        // A cache of its own, so that each test writes one entry and none reads another's.
+        config.cache_dir = Some(dir.path().join("cache"));
         configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -309,9 +311,11 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `task-host serve` on an ephemeral port with `flags`.
+    /// Starts `task-host serve` on an ephemeral port with `flags`, with its compile cache in
+    /// `log_dir` rather than the user's own (a restart in the same `log_dir` finds it).
     pub(crate) fn host<S: AsRef<std::ffi::OsStr>>(log_dir: &Path, flags: &[S]) -> Self {
         let mut command = test_support::task_host_serve(host_command());
+        command.env("TASK_HOST_CACHE_DIR", log_dir.join("cache"));
         command.args(flags);
         Self::spawn(command, log_dir)
     }

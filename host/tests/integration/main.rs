@@ -3,6 +3,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod compile_cache;
 mod config_errors;
 mod contract;
 mod faults;

@@ -67,6 +67,8 @@ async fn renames_and_in_place_writes_are_swapped_in() {
     std::fs::write(&app, bytes).expect("write in place");
     wait_for(client, "task-api", PATIENCE).await;
     host.wait_for_log("component swapped", 2, PATIENCE).await;
+    // The version swapped back to was compiled at start: its machine code is read back.
+    host.wait_for_log("cache=hit", 1, PATIENCE).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
