@@ -12,9 +12,14 @@ use std::time::Duration;
 /// tests beside.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The address in a startup line: task-host's `listening on http://ADDR` or
-/// `wasmtime serve`'s `Serving HTTP on http://ADDR/`.
+/// The address in a startup line: task-host's `listening on http://ADDR`,
+/// `wasmtime serve`'s `Serving HTTP on http://ADDR/`, or gunicorn's log line
+/// `[TIME] [PID] [INFO] Listening at: http://ADDR (PID)` (the bench runs the seed's FastAPI
+/// app under it).
 pub fn startup_addr(line: &str) -> Option<SocketAddr> {
+    if let Some((_, rest)) = line.split_once("] [INFO] Listening at: http://") {
+        return rest.split_whitespace().next()?.parse().ok();
+    }
     let url = line
         .strip_prefix("listening on http://")
         .or_else(|| line.strip_prefix("Serving HTTP on http://"))?;
@@ -110,7 +115,7 @@ mod tests {
     use super::{ServerChild, startup_addr};
 
     #[test]
-    fn both_servers_startup_lines_name_their_address() {
+    fn every_servers_startup_line_names_its_address() {
         assert_eq!(
             startup_addr("listening on http://127.0.0.1:8000"),
             Some("127.0.0.1:8000".parse().expect("an address"))
@@ -119,11 +124,19 @@ mod tests {
             startup_addr("Serving HTTP on http://0.0.0.0:41234/"),
             Some("0.0.0.0:41234".parse().expect("an address"))
         );
+        assert_eq!(
+            startup_addr(
+                "[2026-11-29 05:00:00 +0000] [4242] [INFO] Listening at: http://127.0.0.1:8765 (4242)"
+            ),
+            Some("127.0.0.1:8765".parse().expect("an address"))
+        );
         for other in [
             "listening on http://localhost:8000",
             "  listening on http://127.0.0.1:8000",
             "INFO listening on http://127.0.0.1:8000",
             "Serving HTTP on http://127.0.0.1/",
+            "[INFO] Listening at: http://127.0.0.1:8765 (4242)",
+            "[2026-11-29 05:00:00 +0000] [4242] [INFO] Listening at: unix:/tmp/socket (4242)",
         ] {
             assert_eq!(startup_addr(other), None, "{other:?}");
         }

@@ -8,8 +8,9 @@
 //!   command line, on an ephemeral port of 127.0.0.1. The standalone one is the README's
 //!   command ([`STANDALONE_SERVE_ARGS`], its pool in [`STANDALONE_POOL`]), which a test
 //!   checks the README shows.
-//! - [`ServerChild`]: runs such a command and reads the startup line ([`startup_addr`]) to
-//!   learn the port the kernel picked. The tests run the real binaries with it; the bench
+//! - [`ServerChild`]: runs such a command and reads the startup line ([`startup_addr`]:
+//!   task-host's, which the bench's native baseline prints too, `wasmtime serve`'s or
+//!   gunicorn's) to learn the port the kernel picked. The tests run the real binaries with it; the bench
 //!   runs every server it loads.
 //! - [`RedisServer`]: a throwaway `redis-server` on a free port ([`free_port`]), for the
 //!   Redis store's tests.

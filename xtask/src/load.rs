@@ -1,17 +1,31 @@
-//! What `bench` and `soak` share: a server started from its command line, seeded over HTTP
-//! and scraped for its metrics, and `wrk` run against it, its report read back.
+//! What `bench` and `soak` share: a server started from its command line and waited for,
+//! seeded over HTTP and scraped for its metrics, and `wrk` run against it, its report read
+//! back.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use test_support::ServerChild;
 
 /// Connections seeding tasks at once.
 const SEEDERS: usize = 8;
+/// How long a server may take from its startup line to its first 200 on `GET /health`:
+/// gunicorn prints its line before its workers have booted.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a server may take to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`Server::settle`] waits for a server to go idle.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The window over which [`Server::settle`] samples the server's CPU time.
+const SETTLE_WINDOW: Duration = Duration::from_millis(250);
+/// Clock ticks of CPU time (100 a second on Linux) a settled server may use in a window:
+/// under a tenth of a core.
+const SETTLED_TICKS: u64 = 2;
 
 /// `task-host serve` for `component` on `store`, with an admin listener on a free port,
 /// logging warnings and the startup lines only.
@@ -42,11 +56,19 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Starts `command`, logging to `log`, and reads its address from the startup line.
+    /// Starts `command`, logging to `log`, reads its address from the startup line, and
+    /// returns once it answers `GET /health` with 200.
     pub(crate) fn start(mut command: Command, label: &str, log: &Path) -> anyhow::Result<Self> {
         let file = std::fs::File::create(log)?;
         let child =
             ServerChild::spawn(&mut command, file).with_context(|| format!("starting {label}"))?;
+        let started = Instant::now();
+        while !get(child.addr(), "/health").is_ok_and(|answer| is_ok(&answer)) {
+            if started.elapsed() > READY_TIMEOUT {
+                bail!("{label} did not answer GET /health with 200 within {READY_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         // The admin address is logged just before the startup line is printed.
         let admin = std::fs::read_to_string(log)?
             .split_whitespace()
@@ -65,6 +87,60 @@ impl Server {
     /// `http://` and the address, for wrk.
     pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr())
+    }
+
+    /// Stops the server with SIGTERM, as an operator would, so that a server with worker
+    /// processes (gunicorn) takes them along; one still running after [`STOP_TIMEOUT`] is
+    /// killed.
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .context("running kill")?;
+        let signalled = Instant::now();
+        while status.success() && signalled.elapsed() < STOP_TIMEOUT {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Dropping the child kills it.
+        Ok(())
+    }
+
+    /// Waits until the server process is idle: under [`SETTLED_TICKS`] of CPU time over
+    /// [`SETTLE_WINDOW`]. wrk stops with requests in flight, and a slow server (kv-fs listing
+    /// 10,000 tasks) would still be answering them when the next load starts. Only the
+    /// process itself is sampled, not its children (gunicorn's workers).
+    pub(crate) fn settle(&self) -> anyhow::Result<()> {
+        let stat = Path::new("/proc")
+            .join(self.child.id().to_string())
+            .join("stat");
+        let started = Instant::now();
+        let mut before = cpu_ticks(&stat)?;
+        while started.elapsed() < SETTLE_TIMEOUT {
+            std::thread::sleep(SETTLE_WINDOW);
+            let now = cpu_ticks(&stat)?;
+            if now.saturating_sub(before) <= SETTLED_TICKS {
+                return Ok(());
+            }
+            before = now;
+        }
+        bail!("the server was still busy {SETTLE_TIMEOUT:?} after its load")
+    }
+
+    /// How many tasks a `GET /tasks` lists now. Not always what was created: each of
+    /// gunicorn's workers keeps a list of its own.
+    pub(crate) fn listed(&self) -> anyhow::Result<usize> {
+        let answer = get(self.addr(), "/tasks").context("listing the tasks")?;
+        if !is_ok(&answer) {
+            bail!(
+                "GET /tasks: {}",
+                answer.lines().next().unwrap_or("no answer")
+            );
+        }
+        Ok(answer.matches(r#"{"id":"#).count())
     }
 
     /// Creates tasks until `tasks` are stored, over [`SEEDERS`] connections at once.
@@ -114,6 +190,21 @@ impl Server {
     }
 }
 
+/// The user and system CPU time in a `/proc/PID/stat`, in clock ticks.
+fn cpu_ticks(stat: &Path) -> anyhow::Result<u64> {
+    let text =
+        std::fs::read_to_string(stat).with_context(|| format!("reading {}", stat.display()))?;
+    parse_cpu_ticks(&text).with_context(|| format!("no CPU times in {}", stat.display()))
+}
+
+/// utime + stime: fields 14 and 15, counted after the command name, which may hold spaces
+/// and parentheses and so ends at the last `)`.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some(field(14)? + field(15)?)
+}
+
 /// What wrk reported.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Report {
@@ -150,6 +241,11 @@ pub(crate) fn wrk(
 }
 
 impl Report {
+    /// Requests per second as a number, if wrk reported them.
+    pub(crate) fn rate_per_second(&self) -> Option<f64> {
+        self.rate.parse().ok()
+    }
+
     /// Pulls the request count, requests/second, the 50th and 99th latency percentiles and
     /// any error line out of wrk's report.
     fn parse(report: &str) -> Self {
@@ -180,6 +276,22 @@ impl Report {
     }
 }
 
+/// A latency as wrk prints it (`850.00us`, `1.20ms`, `1.02s`, `2.00m`) in microseconds;
+/// `None` for anything else, such as the `-` of a report without percentiles.
+pub(crate) fn micros(latency: &str) -> Option<f64> {
+    let split = latency.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = latency.split_at(split);
+    let scale = match unit {
+        "us" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        "m" => 60e6,
+        "h" => 3_600e6,
+        _ => return None,
+    };
+    Some(number.parse::<f64>().ok()? * scale)
+}
+
 /// One request over a fresh connection, closed by the server after its answer: the whole
 /// answer, head and body.
 fn exchange(addr: SocketAddr, request: &str) -> std::io::Result<String> {
@@ -198,6 +310,11 @@ pub(crate) fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     )
 }
 
+/// Whether an answer's status line is 200.
+fn is_ok(answer: &str) -> bool {
+    answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+}
+
 /// `POST /tasks` for task `n`, which must succeed.
 fn create(addr: SocketAddr, n: usize) -> anyhow::Result<()> {
     let body = format!(r#"{{"title":"seed {n}"}}"#);
@@ -209,7 +326,7 @@ fn create(addr: SocketAddr, n: usize) -> anyhow::Result<()> {
             body.len()
         ),
     )?;
-    if !answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200") {
+    if !is_ok(&answer) {
         bail!(
             "seeding task {n}: {}",
             answer.lines().next().unwrap_or("no answer")
@@ -220,7 +337,26 @@ fn create(addr: SocketAddr, n: usize) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::Report;
+    use super::{Report, micros};
+
+    #[test]
+    fn cpu_time_is_read_past_a_command_name_with_spaces() {
+        let stat = "4242 (wasmtime (serve) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+                    1500 250 0 0 20 0 9 0 123 456 789";
+        assert_eq!(super::parse_cpu_ticks(stat), Some(1_750));
+        assert_eq!(super::parse_cpu_ticks("4242 (short) S 1"), None);
+    }
+
+    #[test]
+    fn wrk_latencies_are_read_in_microseconds() {
+        assert_eq!(micros("850.00us"), Some(850.0));
+        assert_eq!(micros("1.20ms"), Some(1_200.0));
+        assert_eq!(micros("1.02s"), Some(1_020_000.0));
+        assert_eq!(micros("2.00m"), Some(120_000_000.0));
+        for other in ["-", "", "12", "1.2xs", "ms"] {
+            assert_eq!(micros(other), None, "{other:?}");
+        }
+    }
 
     #[test]
     fn wrk_reports_are_parsed() {

@@ -20,8 +20,11 @@
 //! - `cargo xtask faults` runs just the fault suite (`host/tests/faults`): the real
 //!   task-host binary under guest, client and store faults, printed as a table.
 //! - `cargo xtask docker` runs just the Docker end-to-end check.
-//! - `cargo xtask bench` builds in release and prints throughput and latency under `wrk`
-//!   load on 127.0.0.1, for task-host (redb, memory) and stock `wasmtime serve`.
+//! - `cargo xtask bench` builds in release and runs every server one after another under
+//!   the same `wrk` load on 127.0.0.1: task-host (memory, redb), stock `wasmtime serve`
+//!   (plain and standalone component), a native baseline and the seed's FastAPI app. It
+//!   prints a table per scenario, task-host's ratios to each and issue 12's targets, and
+//!   writes `target/bench/results.json` and the chart `docs/bench.svg` ([`bench`]).
 //! - `cargo xtask soak` loads a release task-host on redb for a minute with reads and
 //!   writes mixed ([`soak`]): no request may fail, and its memory must stay flat.
 //!
@@ -105,9 +108,11 @@ enum Task {
     Faults,
     /// Build every Dockerfile target and check the images against the real engine.
     Docker,
-    /// Build in release, then load-test task-host and stock `wasmtime serve` with wrk.
+    /// Build in release, then load every server in turn with wrk (task-host, stock
+    /// `wasmtime serve`, a native baseline, the seed's FastAPI app) and time their starts;
+    /// print the tables and ratios, write target/bench/results.json and docs/bench.svg.
     Bench {
-        /// Seconds of load per scenario.
+        /// Seconds of load per scenario (five loads per server).
         #[arg(long, default_value_t = 10)]
         seconds: u32,
     },
