@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::store::Tasks;
-use crate::task::{Task, TaskCreate, ValidationError, parse_id};
+use task_api_model::{Task, TaskCreate, ValidationError, parse_task_id};
 
 /// An answer: a status, the `Allow` of a 405, and a JSON body.
 #[derive(Debug, PartialEq)]
@@ -122,7 +122,7 @@ fn create_task(tasks: &Tasks, request: &Request<'_>) -> Result<Answer, ApiError>
 fn update_task(tasks: &Tasks, raw_id: &str, request: &Request<'_>) -> Result<Answer, ApiError> {
     // FastAPI validates the path and the body together and reports both, path first.
     let (id, input) = match (
-        parse_id(raw_id),
+        parse_task_id(raw_id),
         TaskCreate::from_body(request.content_type, request.body),
     ) {
         (Ok(id), Ok(input)) => (id, input),
@@ -152,7 +152,7 @@ fn delete_task(tasks: &Tasks, raw_id: &str) -> Result<Answer, ApiError> {
 }
 
 fn id_of(raw: &str) -> Result<Option<u64>, ApiError> {
-    Ok(parse_id(raw)?)
+    Ok(parse_task_id(raw)?)
 }
 
 fn found(task: Option<Task>) -> Result<Answer, ApiError> {

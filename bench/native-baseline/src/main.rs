@@ -2,16 +2,16 @@
 //! is the floor `cargo xtask bench` measures the wasm hosts against: what serving the same
 //! routes costs with no WebAssembly, no key-value store and no per-request instance.
 //!
-//! It is a reimplementation of the seed's contract, not the component compiled natively:
-//! task-api is a `cdylib` only, and making it an `rlib` as well would cost the shipped
-//! task_api.wasm its link-time optimization (34 KB, 8% larger). The hot paths do what the
-//! seed and the component do: JSON in, validated, JSON out, with the seed's shapes.
+//! The models and their validation are the component's own, from `task-api-model`; the
+//! routes and the store are written again here, since task-api is a `cdylib` only, and making
+//! it an `rlib` as well would cost the shipped task_api.wasm its link-time optimization
+//! (34 KB, 8% larger). So the hot paths do what the component does: JSON in, validated by the
+//! same code, JSON out, with the seed's shapes.
 //!
 //! - [`server`]: hyper's HTTP/1.1 on tokio. A request body is read whole, up to
 //!   `--max-body`, and the answer is one JSON body.
 //! - [`api`]: the routes (`/`, `/health`, `/tasks`, `/tasks/{task_id}`,
 //!   `/tasks/{task_id}/complete`), their handlers and FastAPI's error answers.
-//! - [`task`]: `Task`, `TaskCreate` and pydantic's 422 entries.
 //! - [`store`]: the tasks by id behind a read-write lock, as the seed keeps them in a list.
 //!
 //! It prints task-host's startup line, `listening on http://ADDR`, so that the bench starts
@@ -27,7 +27,6 @@ use task_api_limits::DEFAULT_MAX_BODY;
 mod api;
 mod server;
 mod store;
-mod task;
 
 /// Serves the seed's task API natively, with the tasks in memory.
 #[derive(Debug, Parser)]

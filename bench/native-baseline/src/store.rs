@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::task::{Task, TaskCreate};
+use task_api_model::{Task, TaskCreate};
 
 /// See the module docs. Reads share the lock, so listings do not queue behind one another.
 #[derive(Debug, Default)]
