@@ -37,6 +37,7 @@ use sha2::{Digest as _, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use crate::component::{hex, short};
 use crate::metrics::Metrics;
 
 /// What every entry starts with.
@@ -98,7 +99,7 @@ impl CompileCache {
         compile: impl FnOnce() -> wasmtime::Result<Component>,
     ) -> wasmtime::Result<(Component, Source)> {
         let started = Instant::now();
-        let short = digest.get(..12).unwrap_or(digest);
+        let short = short(digest);
         let path = self.path(digest);
         let cache = match &path {
             None => "off",
@@ -314,10 +315,6 @@ impl Hasher for ShaHasher {
                 .unwrap_or_default(),
         )
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn unhex(text: &str) -> Option<[u8; 32]> {

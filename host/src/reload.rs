@@ -15,7 +15,7 @@ use tokio::signal::unix::Signal;
 use wasmtime::component::Linker;
 
 use crate::cache::CompileCache;
-use crate::component::Candidate;
+use crate::component::{Candidate, short};
 use crate::handler::Handler;
 use crate::metrics::Metrics;
 use crate::state::HostState;
@@ -163,10 +163,6 @@ struct Swap {
     new: String,
     validated: Duration,
     switched: Duration,
-}
-
-fn short(digest: &str) -> &str {
-    digest.get(..12).unwrap_or(digest)
 }
 
 /// What identifies one version of the file at a path: following symlinks, so that a flip of
