@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::table::{count, duration};
 
@@ -62,6 +62,38 @@ pub(crate) async fn send(
 /// `GET path`.
 pub(crate) async fn get(addr: SocketAddr, path: &str) -> Result<Answer, String> {
     send(addr, "GET", path, None).await
+}
+
+/// `POST /tasks` with `title`.
+pub(crate) async fn create(addr: SocketAddr, title: &str) -> Result<Answer, String> {
+    let body = json!({ "title": title }).to_string();
+    send(addr, "POST", "/tasks", Some(body)).await
+}
+
+/// Whether the answer came and was a 200.
+pub(crate) fn is_ok(answer: &Result<Answer, String>) -> bool {
+    answer.as_ref().is_ok_and(|answer| answer.status == 200)
+}
+
+/// An answer for the table's "seen" column: `503 {"detail":"…"} in 3 ms`, the text if it
+/// was not JSON, or what went wrong.
+pub(crate) fn brief(answer: &Result<Answer, String>) -> String {
+    match answer {
+        Ok(answer) if answer.json.is_null() => format!(
+            "{} {:?} in {}",
+            answer.status,
+            answer.text,
+            duration(answer.took)
+        ),
+        Ok(answer) if answer.status == 200 => format!("200 in {}", duration(answer.took)),
+        Ok(answer) => format!(
+            "{} {} in {}",
+            answer.status,
+            answer.json,
+            duration(answer.took)
+        ),
+        Err(error) => format!("failed: {error}"),
+    }
 }
 
 /// What the normal clients saw over some stretch of time.

@@ -61,10 +61,10 @@ pub(crate) async fn rows() -> Vec<Row> {
             &store_timeout,
         ],
     );
-    let before = create(&host, "before the fault").await;
+    let before = load::create(host.addr, "before the fault").await;
 
     redis.kill();
-    let write = create(&host, "while Redis is away").await;
+    let write = load::create(host.addr, "while Redis is away").await;
     let read = load::get(host.addr, "/tasks/1").await;
     let refused = |answer: &Result<Answer, String>| {
         answer
@@ -73,20 +73,24 @@ pub(crate) async fn rows() -> Vec<Row> {
     };
     let prompt =
         |answer: &Result<Answer, String>| answer.as_ref().is_ok_and(|answer| answer.took < PROMPT);
-    let staged = before.as_ref().is_ok_and(|answer| answer.status == 200);
+    let staged = load::is_ok(&before);
     let during = Row::checked(
         fault,
         expected.0,
         staged && refused(&write) && refused(&read) && prompt(&write) && prompt(&read),
-        format!("POST {}; GET /tasks/1 {}", brief(&write), brief(&read)),
+        format!(
+            "POST {}; GET /tasks/1 {}",
+            load::brief(&write),
+            load::brief(&read)
+        ),
     );
 
     let restarted = redis.start_again();
     let started = Instant::now();
-    let mut after = create(&host, "after the fault").await;
-    while !is_ok(&after) && started.elapsed() < RECOVERY {
+    let mut after = load::create(host.addr, "after the fault").await;
+    while !load::is_ok(&after) && started.elapsed() < RECOVERY {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        after = create(&host, "after the fault").await;
+        after = load::create(host.addr, "after the fault").await;
     }
     let took = started.elapsed();
     let id = after
@@ -104,41 +108,17 @@ pub(crate) async fn rows() -> Vec<Row> {
     let recovery = Row::checked(
         gone,
         expected.1,
-        restarted.is_ok() && is_ok(&after) && read_back,
+        restarted.is_ok() && load::is_ok(&after) && read_back,
         match restarted {
             Ok(()) => format!(
                 "POST {} after {}, then GET /tasks/{id} {}; the task made just before the kill: \
                  {earlier}",
-                brief(&after),
+                load::brief(&after),
                 duration(took),
-                brief(&read)
+                load::brief(&read)
             ),
             Err(error) => format!("redis-server did not start again: {error}"),
         },
     );
     vec![during, recovery]
-}
-
-/// `POST /tasks` with `title`.
-async fn create(host: &ServerProcess, title: &str) -> Result<Answer, String> {
-    let body = json!({ "title": title }).to_string();
-    load::send(host.addr, "POST", "/tasks", Some(body)).await
-}
-
-fn is_ok(answer: &Result<Answer, String>) -> bool {
-    answer.as_ref().is_ok_and(|answer| answer.status == 200)
-}
-
-/// `503 {"detail":"Store unavailable"} in 3 ms`, or what went wrong.
-fn brief(answer: &Result<Answer, String>) -> String {
-    match answer {
-        Ok(answer) if answer.status == 200 => format!("200 in {}", duration(answer.took)),
-        Ok(answer) => format!(
-            "{} {} in {}",
-            answer.status,
-            answer.text,
-            duration(answer.took)
-        ),
-        Err(error) => format!("failed: {error}"),
-    }
 }

@@ -9,7 +9,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -81,7 +80,7 @@ async fn immutable_store_file() -> Vec<Row> {
     }
     let store = dir.path().join("store.redb");
     let host = serve_tasks(dir.path(), &store);
-    let before = create(host.addr, "before the fault").await;
+    let before = load::create(host.addr, "before the fault").await;
     let immutable = Immutable::set(&store).expect("make the store file immutable");
     let during = failing_writes(&host, "a").await;
     drop(immutable);
@@ -105,7 +104,7 @@ async fn full_disk() -> Vec<Row> {
     };
     let store = disk.join("store.redb");
     let host = serve_tasks(dir.path(), &store);
-    let before = create(host.addr, "before the fault").await;
+    let before = load::create(host.addr, "before the fault").await;
     let filler = disk.join("filler");
     fill(&filler);
     let during = failing_writes(&host, &"x".repeat(BIG_TITLE)).await;
@@ -132,12 +131,6 @@ fn serve_tasks(dir: &Path, store: &Path) -> ServerProcess {
     ServerProcess::host(dir, &["--component", &component, "--store", &store])
 }
 
-/// `POST /tasks` with `title`.
-async fn create(addr: SocketAddr, title: &str) -> Result<Answer, String> {
-    let body = json!({ "title": title }).to_string();
-    load::send(addr, "POST", "/tasks", Some(body)).await
-}
-
 /// What the server answered while the store failed.
 struct During {
     /// Writes that still fitted (in pages the file already had) before the first failure.
@@ -156,7 +149,7 @@ async fn failing_writes(host: &ServerProcess, title: &str) -> During {
     let mut fitted = 0;
     let mut failed = None;
     for _ in 0..WRITES_WHEN_FULL {
-        match create(host.addr, title).await {
+        match load::create(host.addr, title).await {
             Ok(answer) if answer.status == 200 => fitted += 1,
             other => {
                 failed = Some(other);
@@ -189,9 +182,8 @@ struct After {
 async fn recovery(host: &ServerProcess) -> After {
     let started = Instant::now();
     loop {
-        let write = create(host.addr, "after the fault").await;
-        let ok = write.as_ref().is_ok_and(|answer| answer.status == 200);
-        if ok || started.elapsed() > RECOVERY {
+        let write = load::create(host.addr, "after the fault").await;
+        if load::is_ok(&write) || started.elapsed() > RECOVERY {
             return After {
                 write,
                 after: started.elapsed(),
@@ -205,7 +197,7 @@ async fn recovery(host: &ServerProcess) -> After {
 
 fn fault_row(fault: &str, expected: &str, before: &Result<Answer, String>, during: &During) -> Row {
     let internal = json!({ "detail": "Internal Server Error" });
-    let staged = before.as_ref().is_ok_and(|answer| answer.status == 200);
+    let staged = load::is_ok(before);
     let write_failed_cleanly = during.failed.as_ref().is_some_and(|answer| {
         answer
             .as_ref()
@@ -216,12 +208,12 @@ fn fault_row(fault: &str, expected: &str, before: &Result<Answer, String>, durin
         seen.push_str(&format!("{} writes fitted, then ", count(during.fitted)));
     }
     seen.push_str(&match &during.failed {
-        Some(answer) => format!("POST {}", brief(answer)),
+        Some(answer) => format!("POST {}", load::brief(answer)),
         None => format!("all {WRITES_WHEN_FULL} writes answered 200"),
     });
     seen.push_str(&format!(
         "; GET /tasks/1 {}; store error: {}",
-        brief(&during.read),
+        load::brief(&during.read),
         during.error
     ));
     Row::checked(
@@ -233,14 +225,12 @@ fn fault_row(fault: &str, expected: &str, before: &Result<Answer, String>, durin
 }
 
 fn recovery_row(fault: &str, expected: String, after: &After) -> Row {
-    let answered =
-        |answer: &Result<Answer, String>| answer.as_ref().is_ok_and(|answer| answer.status == 200);
-    let recovered = answered(&after.write) && answered(&after.read);
+    let recovered = load::is_ok(&after.write) && load::is_ok(&after.read);
     let mut seen = format!(
         "POST {} after {}, then GET /tasks/1 {}",
-        brief(&after.write),
+        load::brief(&after.write),
         duration(after.after),
-        brief(&after.read)
+        load::brief(&after.read)
     );
     if !recovered {
         seen.push_str(&format!("; store error: {}", after.error));
@@ -251,16 +241,6 @@ fn recovery_row(fault: &str, expected: String, after: &After) -> Row {
 /// Whether an answer came, with a JSON body: a task, or a JSON error.
 fn is_json(answer: &Result<Answer, String>) -> bool {
     answer.as_ref().is_ok_and(|answer| answer.json.is_object())
-}
-
-/// `500 {"detail":"Internal Server Error"}`, or what went wrong.
-fn brief(answer: &Result<Answer, String>) -> String {
-    match answer {
-        Ok(answer) if answer.json.is_null() => format!("{} {:?}", answer.status, answer.text),
-        Ok(answer) if answer.status == 200 => "200".to_owned(),
-        Ok(answer) => format!("{} {}", answer.status, answer.json),
-        Err(error) => format!("failed: {error}"),
-    }
 }
 
 /// The store's errors so far, oldest first, as the host logged them.
