@@ -75,6 +75,8 @@ pub(crate) struct ResponseBody {
     status: u16,
     bytes: u64,
     ending: Ending,
+    /// Why the body is being cut off, until hyper has been told (see [`Self::abort`]).
+    cut: Option<String>,
     _hold: Option<Hold>,
 }
 
@@ -107,6 +109,7 @@ impl ResponseBody {
             status,
             bytes: 0,
             ending: Ending::Open,
+            cut: None,
             _hold: None,
         }
     }
@@ -118,7 +121,17 @@ impl ResponseBody {
 
     /// Ends the body with an error, so that hyper drops the connection without the final
     /// chunk, and says why in the log.
-    fn abort(&mut self, failure: &Failure) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
+    ///
+    /// The error reaches hyper one poll later. hyper drops the connection at once on a body
+    /// error, and with it whatever head and data it has not written yet: a guest that traps
+    /// right after its first write would leave the client with nothing at all. Answering
+    /// `Pending` first lets hyper flush what the client was already sent, as it does whenever
+    /// a body has nothing ready.
+    fn abort(
+        &mut self,
+        cx: &mut Context<'_>,
+        failure: &Failure,
+    ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
         self.ending = Ending::Aborted;
         if let Some(guest) = self.guest.take() {
             guest.task.abort();
@@ -131,7 +144,9 @@ impl ResponseBody {
             request_id = self.exchange.request_id,
             "guest failed after the response head: {reason}; the response was cut off"
         );
-        Poll::Ready(Some(Err(ErrorCode::InternalError(Some(reason)))))
+        self.cut = Some(reason);
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     /// The end of the guest's body: final once the guest has returned, and only if it
@@ -152,10 +167,11 @@ impl ResponseBody {
                 self.ending = Ending::Complete;
                 Poll::Ready(None)
             }
-            Ok(Err(error)) => self.abort(&Failure::of_guest(error, timeout)),
-            Err(join) => self.abort(&Failure::Guest(wasmtime::format_err!(
-                "the guest task failed: {join}"
-            ))),
+            Ok(Err(error)) => self.abort(cx, &Failure::of_guest(error, timeout)),
+            Err(join) => self.abort(
+                cx,
+                &Failure::Guest(wasmtime::format_err!("the guest task failed: {join}")),
+            ),
         }
     }
 }
@@ -169,6 +185,9 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
         let this = self.get_mut();
+        if let Some(reason) = this.cut.take() {
+            return Poll::Ready(Some(Err(ErrorCode::InternalError(Some(reason)))));
+        }
         if this.ending != Ending::Open {
             return Poll::Ready(None);
         }
@@ -176,22 +195,30 @@ impl Body for ResponseBody {
             && guest.deadline.as_mut().poll(cx).is_ready()
         {
             let timeout = guest.timeout;
-            return this.abort(&Failure::Timeout(timeout));
+            return this.abort(cx, &Failure::Timeout(timeout));
         }
         match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
             Some(Ok(frame)) => {
                 this.bytes += frame.data_ref().map_or(0, |data| data.len() as u64);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Some(Err(code)) => this.abort(&Failure::Guest(wasmtime::format_err!(
-                "the guest aborted its body: {code:?}"
-            ))),
+            Some(Err(code)) => this.abort(
+                cx,
+                &Failure::Guest(wasmtime::format_err!(
+                    "the guest aborted its body: {code:?}"
+                )),
+            ),
             None => this.poll_guest_end(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ending != Ending::Open || (self.guest.is_none() && self.inner.is_end_stream())
+        // A cut still to be told to hyper is not an end: hyper would finish the body.
+        match self.ending {
+            Ending::Complete => true,
+            Ending::Aborted => self.cut.is_none(),
+            Ending::Open => self.guest.is_none() && self.inner.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
