@@ -103,6 +103,28 @@ RUN --mount=type=cache,id=task-api-target-host,target=/src/target \
  && chmod 0555 /out/task-host
 
 # ---------------------------------------------------------------------------------------------
+# precompiler: task-host for the build platform with Cranelift's backends for both image
+# architectures (`--features cross-compile`), which compiles task_api.wasm ahead of time for
+# amd64 and arm64 alike. Each production image ships its own architecture's artifact, so a
+# container serves its first request without compiling, even on an empty volume. This
+# stage runs on the build platform whatever the target, so both images share it. Dev
+# profile: it compiles one component, and Cranelift's output does not depend on how
+# Cranelift itself was optimized.
+FROM base AS precompiler
+COPY wit/ wit/
+COPY host/src/ host/src/
+COPY limit[s]/ limits/
+RUN --mount=type=cache,id=task-api-target-precompiler,target=/src/target \
+    cargo build --locked -p task-host --features cross-compile \
+ && cp target/debug/task-host /usr/local/bin/task-host
+COPY --from=component-builder /out/task_api.wasm /tmp/task_api.wasm
+RUN for arch in amd64:x86_64 arm64:aarch64; do \
+      task-host precompile --target "${arch#*:}-unknown-linux-musl" --out-dir "/out/${arch%%:*}" \
+        /tmp/task_api.wasm || exit 1; \
+    done \
+ && chmod 0444 /out/*/*.cwasm
+
+# ---------------------------------------------------------------------------------------------
 # component: only the .wasm files. `docker build --target component -o out .` exports them.
 FROM scratch AS component
 COPY --from=component-builder /out/ /
@@ -198,13 +220,17 @@ RUN mkdir -p /rootfs/etc /rootfs/data /rootfs/app /rootfs/usr/local/bin \
  && chmod 0755 /rootfs/data
 
 # ---------------------------------------------------------------------------------------------
-# production: static task-host + task_api.wasm on scratch. No shell, no package manager, no
-# compiler; binaries root-owned and read-only; runs as uid 10001.
+# production: static task-host + task_api.wasm, and the component precompiled for this
+# architecture, on scratch. No shell, no package manager, no compiler; files root-owned and
+# read-only; runs as uid 10001.
 FROM scratch AS production
 COPY --from=rootfs /rootfs/ /
 COPY --from=host-builder /out/task-host /usr/local/bin/task-host
 COPY --from=component-builder /out/task_api.wasm /app/task_api.wasm
+ARG TARGETARCH
+COPY --from=precompiler /out/${TARGETARCH}/ /app/precompiled/
 ENV TASK_HOST_COMPONENT=/app/task_api.wasm \
+    TASK_HOST_PRECOMPILED_DIR=/app/precompiled \
     TASK_HOST_STORE=redb:/data/store.redb \
     TASK_HOST_ADDR=0.0.0.0:8000
 VOLUME /data

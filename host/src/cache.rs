@@ -23,6 +23,18 @@
 //!
 //! The cache is an accelerator, never a requirement: a directory that cannot be created or
 //! written (read-only, full) is a warning, and the component is served compiled.
+//!
+//! Precompiled artifacts are the same entries, made ahead of time by `task-host precompile`
+//! for a target triple rather than for this engine: the production image ships one for
+//! its own architecture. The cache's own key cannot find them, since this engine's
+//! compatibility hash covers the CPU features it found on this machine, and a precompiled
+//! artifact assumes none. So they are keyed by architecture instead (`{sha256}-{arch}.cwasm`,
+//! the arch as Rust names it), and wasmtime's own check on loading decides whether this
+//! engine can run one; where it cannot, the component is compiled. They are trusted the way
+//! the binary is: a directory, and files, that only root or this user can write.
+//!
+//! Lookup order: the cache (code for this very CPU), then a precompiled artifact, then
+//! Cranelift, whose result goes to the cache.
 
 use std::fs::DirBuilder;
 use std::hash::{Hash as _, Hasher};
@@ -37,7 +49,7 @@ use sha2::{Digest as _, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::component::{hex, short};
+use crate::component::{Candidate, hex, short};
 use crate::metrics::Metrics;
 
 /// What every entry starts with.
@@ -51,6 +63,8 @@ const HEADER_LEN: usize = 16 + 4 + 32 + 32 + 8 + 32;
 pub(crate) struct CompileCache {
     /// `None` when the cache is off, by choice or because its directory is unusable.
     dir: Option<PathBuf>,
+    /// Where precompiled artifacts are looked for, if anywhere.
+    precompiled: Option<PathBuf>,
     /// The engine's compatibility hash, as a sha256.
     engine: [u8; 32],
     metrics: Arc<Metrics>,
@@ -61,6 +75,8 @@ pub(crate) struct CompileCache {
 pub(crate) enum Source {
     /// Read from a verified cache entry.
     Cache,
+    /// Read from a verified precompiled artifact.
+    Precompiled,
     /// Compiled by Cranelift.
     Compiled,
 }
@@ -69,7 +85,16 @@ impl CompileCache {
     /// A cache in `dir` for components compiled by `engine`; `None` turns it off. A directory
     /// that cannot be made, or that is not this user's alone to write, turns it off with a
     /// warning.
-    pub(crate) fn open(dir: Option<&Path>, engine: &Engine, metrics: Arc<Metrics>) -> Self {
+    ///
+    /// `precompiled` is a directory of artifacts made by `task-host precompile`. Unlike the
+    /// cache it is named on purpose, so one that is missing or that others can write to is
+    /// an error.
+    pub(crate) fn open(
+        dir: Option<&Path>,
+        precompiled: Option<&Path>,
+        engine: &Engine,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         let dir = dir.and_then(|dir| match prepare(dir) {
             Ok(()) => Some(dir.to_owned()),
             Err(error) => {
@@ -77,11 +102,15 @@ impl CompileCache {
                 None
             }
         });
-        Self {
+        if let Some(precompiled) = precompiled {
+            trusted(precompiled).context("--precompiled-dir")?;
+        }
+        Ok(Self {
             dir,
+            precompiled: precompiled.map(Path::to_owned),
             engine: engine_hash(engine),
             metrics,
-        }
+        })
     }
 
     /// The directory entries are kept in, if the cache is on.
@@ -129,6 +158,15 @@ impl CompileCache {
                 }
             },
         };
+        if let Some(component) = self.precompiled(engine, digest) {
+            tracing::info!(
+                sha256 = %short,
+                cache = %cache,
+                took_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "component loaded precompiled"
+            );
+            return Ok((component, Source::Precompiled));
+        }
         let component = compile()?;
         tracing::info!(
             sha256 = %short,
@@ -151,42 +189,47 @@ impl CompileCache {
     /// Where the entry for `digest` lives. Both halves of the key are in the name, so that
     /// engines of different wasmtime builds sharing a directory do not overwrite each other.
     fn path(&self, digest: &str) -> Option<PathBuf> {
-        let dir = self.dir.as_ref()?;
-        // The digest is our own hex, but a name must never climb out of the directory.
-        if digest.is_empty() || !digest.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-            return None;
+        entry_path(
+            self.dir.as_ref()?,
+            digest,
+            &hex(self.engine.get(..8).unwrap_or(&self.engine)),
+        )
+    }
+
+    /// The precompiled artifact for `digest` and this machine's architecture, if there is
+    /// one this engine can load. One that is there but cannot be used is logged.
+    fn precompiled(&self, engine: &Engine, digest: &str) -> Option<Component> {
+        let arch = std::env::consts::ARCH;
+        let path = entry_path(self.precompiled.as_ref()?, digest, arch)?;
+        let read = trusted(&path).and_then(|()| {
+            let key = Key {
+                component: unhex(digest).context("the component digest is not sha256 hex")?,
+                engine: precompiled_key(arch),
+            };
+            read(engine, &path, &key)
+        });
+        match read {
+            Ok(component) => component,
+            Err(reason) => {
+                tracing::warn!(
+                    sha256 = %short(digest),
+                    "precompiled artifact {} refused, compiling instead: {reason:#}",
+                    path.display()
+                );
+                None
+            }
         }
-        Some(dir.join(format!(
-            "{digest}-{}.cwasm",
-            hex(self.engine.get(..8).unwrap_or(&self.engine))
-        )))
     }
 
     /// The verified entry at `path`: `Ok(None)` if there is none, `Err` if there is one that
     /// must not be trusted.
-    #[expect(
-        unsafe_code,
-        reason = "deserializing machine code this host wrote and verified"
-    )]
     fn read(
         &self,
         engine: &Engine,
         path: &Path,
         digest: &str,
     ) -> anyhow::Result<Option<Component>> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error).context("cannot read it"),
-        };
-        let artifact = verify(&bytes, &self.key(digest)?)?;
-        // SAFETY: `verify` checked that these are exactly the bytes this host's
-        // `Component::serialize` produced for this component on an engine with this
-        // compatibility hash, and wrote into a directory only this user can write to.
-        let component = unsafe { Component::deserialize(engine, artifact) }
-            .map_err(anyhow::Error::from)
-            .context("wasmtime refused it")?;
-        Ok(Some(component))
+        read(engine, path, &self.key(digest)?)
     }
 
     /// Serializes `component` into a temporary file beside `path` and renames it into place.
@@ -212,6 +255,78 @@ impl CompileCache {
             engine: self.engine,
         })
     }
+}
+
+/// Compiles `candidate` with `compiler` (a [`crate::runtime::compiler`] for `target`) and
+/// writes it to `dir` as the precompiled artifact that `serve --precompiled-dir` finds on a
+/// machine of the target's architecture. Returns the file written.
+pub(crate) fn precompile(
+    compiler: &Engine,
+    target: &str,
+    candidate: &Candidate,
+    dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    let arch = target.split('-').next().unwrap_or_default();
+    let path = entry_path(dir, &candidate.digest, arch)
+        .with_context(|| format!("cannot name an artifact for target {target:?}"))?;
+    let artifact = candidate.precompile(compiler)?;
+    let key = Key {
+        component: unhex(&candidate.digest).context("the component digest is not sha256 hex")?,
+        engine: precompiled_key(arch),
+    };
+    DirBuilder::new()
+        .recursive(true)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(&path, encode(&key, &artifact))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// `{digest}-{tag}.cwasm` in `dir`, or `None` for a name that could climb out of it.
+fn entry_path(dir: &Path, digest: &str, tag: &str) -> Option<PathBuf> {
+    // Both are our own, but a name must never climb out of the directory.
+    let safe = |text: &str| {
+        !text.is_empty()
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+    };
+    (safe(digest) && safe(tag)).then(|| dir.join(format!("{digest}-{tag}.cwasm")))
+}
+
+/// The verified entry at `path` for `key`: `Ok(None)` if there is none, `Err` if there is
+/// one that must not be trusted or that wasmtime cannot load.
+#[expect(
+    unsafe_code,
+    reason = "deserializing machine code this host, or the image's build, wrote and verified"
+)]
+fn read(engine: &Engine, path: &Path, key: &Key) -> anyhow::Result<Option<Component>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error).context("cannot read it"),
+    };
+    let artifact = verify(&bytes, key)?;
+    // SAFETY: `verify` checked that these are exactly the bytes `Component::serialize` (or
+    // `Engine::precompile_component`) produced for this component under this key, and the
+    // directory is one only this user (or, for precompiled artifacts, root) can write to.
+    // Whether this engine can run them is wasmtime's own check, which errs rather than
+    // loading code built for another CPU or configuration.
+    let component = unsafe { Component::deserialize(engine, artifact) }
+        .map_err(anyhow::Error::from)
+        .context("wasmtime refused it")?;
+    Ok(Some(component))
+}
+
+/// The engine half of a precompiled artifact's key: its architecture alone, since which
+/// CPU features it assumes is for wasmtime to check.
+fn precompiled_key(arch: &str) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(b"task-host precompiled for ")
+        .chain_update(arch)
+        .finalize()
+        .into()
 }
 
 /// What an entry must say it is for.
@@ -272,19 +387,29 @@ fn prepare(dir: &Path) -> anyhow::Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
+    writable_only_by(dir, &[rustix::process::geteuid().as_raw()])
+}
+
+/// Checks that `path` (a precompiled directory or artifact) exists and that only root or
+/// this user can change it: what is loaded from there runs as machine code.
+fn trusted(path: &Path) -> anyhow::Result<()> {
+    writable_only_by(path, &[0, rustix::process::geteuid().as_raw()])
+}
+
+/// Checks that `path` belongs to one of `owners` and that no other user can write to it.
+fn writable_only_by(path: &Path, owners: &[u32]) -> anyhow::Result<()> {
     let metadata =
-        std::fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    let me = rustix::process::geteuid().as_raw();
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     anyhow::ensure!(
-        metadata.uid() == me,
-        "{} belongs to user {}, not to this one ({me})",
-        dir.display(),
+        owners.contains(&metadata.uid()),
+        "{} belongs to user {}, which may not write what this host runs (only {owners:?})",
+        path.display(),
         metadata.uid()
     );
     anyhow::ensure!(
         metadata.mode() & 0o022 == 0,
         "{} can be written by other users (mode {:o})",
-        dir.display(),
+        path.display(),
         metadata.mode() & 0o777
     );
     Ok(())
@@ -405,7 +530,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let cache_dir = dir.path().join("cache");
         let engine = engine()?;
-        let cache = CompileCache::open(Some(&cache_dir), &engine, Arc::default());
+        let cache = CompileCache::open(Some(&cache_dir), None, &engine, Arc::default())?;
         let digest = "ab".repeat(32);
         let compile = || Component::new(&engine, COMPONENT);
         let (_, first) = cache.load(&engine, &digest, compile)?;
@@ -439,7 +564,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir()?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
-        let cache = CompileCache::open(Some(dir.path()), &engine()?, Arc::default());
+        let cache = CompileCache::open(Some(dir.path()), None, &engine()?, Arc::default())?;
         assert_eq!(cache.dir(), None);
         Ok(())
     }
@@ -448,7 +573,7 @@ mod tests {
     fn an_entry_that_cannot_be_read_or_written_still_compiles() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let engine = engine()?;
-        let cache = CompileCache::open(Some(dir.path()), &engine, Arc::default());
+        let cache = CompileCache::open(Some(dir.path()), None, &engine, Arc::default())?;
         let digest = "cd".repeat(32);
         // A directory where the entry belongs: neither a read nor a rename over it can
         // succeed, whoever runs the test (root ignores permission bits).
@@ -456,6 +581,46 @@ mod tests {
         let compile = || Component::new(&engine, COMPONENT);
         assert_eq!(cache.load(&engine, &digest, compile)?.1, Source::Compiled);
         assert_eq!(cache.load(&engine, &digest, compile)?.1, Source::Compiled);
+        Ok(())
+    }
+
+    #[test]
+    fn a_precompiled_artifact_loads_on_an_engine_that_found_its_cpu() -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("empty.wasm");
+        std::fs::write(&file, COMPONENT)?;
+        let candidate = Candidate::read(&file)?;
+        let target = format!("{}-unknown-linux", std::env::consts::ARCH);
+        let compiler = crate::runtime::compiler(&target)?;
+        let precompiled = dir.path().join("precompiled");
+        let artifact = precompile(&compiler, &target, &candidate, &precompiled)?;
+
+        // The serving engine infers this CPU's features, so its own key differs, and the
+        // cache (off here) could not have found the artifact.
+        let capacity = crate::pool::Capacity::new(1, candidate.shape);
+        let engine = crate::runtime::engine(capacity)?;
+        let cache = CompileCache::open(None, Some(&precompiled), &engine, Arc::default())?;
+        let compile = || candidate.compile(&engine);
+        let (_, source) = cache.load(&engine, &candidate.digest, compile)?;
+        assert_eq!(source, Source::Precompiled);
+
+        let mut entry = std::fs::read(&artifact)?;
+        if let Some(byte) = entry.get_mut(HEADER_LEN + 1) {
+            *byte ^= 1;
+        }
+        std::fs::write(&artifact, &entry)?;
+        let (_, source) = cache.load(&engine, &candidate.digest, compile)?;
+        assert_eq!(source, Source::Compiled, "a corrupt artifact is compiled");
+
+        std::fs::set_permissions(&precompiled, std::fs::Permissions::from_mode(0o777))?;
+        let error = CompileCache::open(None, Some(&precompiled), &engine, Arc::default())
+            .err()
+            .context("a directory others can write is refused")?;
+        assert!(
+            format!("{error:#}").contains("written by other users"),
+            "{error:#}"
+        );
         Ok(())
     }
 

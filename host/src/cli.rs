@@ -1,5 +1,6 @@
-//! The command line: `task-host serve | healthcheck | check`. Every flag also reads an
-//! environment variable, so a container is configured without rewriting its command.
+//! The command line: `task-host serve | healthcheck | check | precompile`. Every flag also
+//! reads an environment variable, so a container is configured without rewriting its
+//! command.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use humantime::Duration as Span;
+use tracing_subscriber::filter::Targets;
 
 use crate::config::{self, Config};
 use crate::kv::{StoreSpec, StoreTimeouts};
@@ -19,9 +21,14 @@ pub const DEFAULT_ADDR: &str = "0.0.0.0:8000";
 #[derive(Debug, Parser)]
 #[command(name = "task-host", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// Log line format on stderr. Filter with RUST_LOG (default `info`).
+    /// Log line format on stderr.
     #[arg(long, env = "TASK_HOST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// Which events to log: a level (`info`), or targets with levels
+    /// (`warn,task_host=debug`). A filter that does not parse stops the host at startup.
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log: Targets,
 
     /// What to do.
     #[command(subcommand)]
@@ -32,11 +39,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a wasi:http component over HTTP/1.1.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Exit 0 only if a running server answers its health URL with 2xx (for images without curl).
     Healthcheck(HealthcheckArgs),
     /// List a component's imports and exports, and which imports this host cannot provide.
     Check(CheckArgs),
+    /// Compile a component ahead of time for a target, into the directory that
+    /// `serve --precompiled-dir` reads on a machine of that architecture.
+    Precompile(PrecompileArgs),
     /// Print the name of the user this process runs as (the image has no `whoami`).
     Whoami,
     /// Print the arguments, separated by spaces (the image has no shell and no `echo`).
@@ -141,6 +151,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Components compiled ahead of time by `task-host precompile`, used when the cache has
+    /// none for this machine (the image ships its component's here). Must belong to root or
+    /// to this user, and be writable by no one else. Off unless set.
+    #[arg(long, env = "TASK_HOST_PRECOMPILED_DIR")]
+    pub precompiled_dir: Option<PathBuf>,
+
     /// `--compile-cache false` compiles the component on every start and reload, and neither
     /// reads nor writes --cache-dir.
     #[arg(long, env = "TASK_HOST_COMPILE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
@@ -174,6 +190,7 @@ impl From<ServeArgs> for Config {
             probe_path: args.probe_path,
             shutdown_timeout: args.shutdown_timeout.into(),
             admin_addr: args.admin_addr,
+            precompiled_dir: args.precompiled_dir,
             cache_dir: if args.compile_cache {
                 args.cache_dir.or_else(config::default_cache_dir)
             } else {
@@ -200,6 +217,23 @@ pub struct HealthcheckArgs {
 pub struct CheckArgs {
     /// The component file to inspect.
     pub file: PathBuf,
+}
+
+/// `task-host precompile`.
+#[derive(Debug, Clone, Args)]
+pub struct PrecompileArgs {
+    /// The component file to compile.
+    pub file: PathBuf,
+
+    /// The target triple to compile for, such as `aarch64-unknown-linux-musl`. By default
+    /// this machine's architecture, assuming none of this CPU's optional features, so that
+    /// the artifact loads on any machine of the architecture.
+    #[arg(long)]
+    pub target: Option<String>,
+
+    /// Where to write the artifact (`{sha256}-{arch}.cwasm`); created if need be.
+    #[arg(long)]
+    pub out_dir: PathBuf,
 }
 
 /// `task-host echo`.
@@ -262,7 +296,7 @@ mod tests {
         let Command::Serve(args) = Cli::try_parse_from(argv).expect("valid").command else {
             panic!("serve parses as serve");
         };
-        let from_cli = Config::from(args);
+        let from_cli = Config::from(*args);
         let direct = Config::new("app.wasm");
         assert_eq!(format!("{from_cli:?}"), format!("{direct:?}"));
     }

@@ -71,16 +71,30 @@ impl Candidate {
 
     /// Compiles the component, telling a core module apart from a component.
     pub(crate) fn compile(&self, engine: &Engine) -> wasmtime::Result<Component> {
+        self.ensure_component()?;
+        Component::new(engine, &self.bytes)
+            .with_context(|| format!("cannot compile component {}", self.path.display()))
+    }
+
+    /// Compiles the component for `compiler`'s target, into the bytes
+    /// [`Component::deserialize`] loads there.
+    pub(crate) fn precompile(&self, compiler: &Engine) -> wasmtime::Result<Vec<u8>> {
+        self.ensure_component()?;
+        compiler
+            .precompile_component(&self.bytes)
+            .with_context(|| format!("cannot compile component {}", self.path.display()))
+    }
+
+    /// Refuses a core module or a file that is not WebAssembly, with what to do about it.
+    fn ensure_component(&self) -> wasmtime::Result<()> {
         let path = self.path.display();
         match wasm_kind(&self.bytes) {
-            WasmKind::Component => {}
+            WasmKind::Component => Ok(()),
             WasmKind::CoreModule => bail!(
                 "{path} is a core WebAssembly module, not a component (build for wasm32-wasip2, or wrap it with `wasm-tools component new`)"
             ),
             WasmKind::NotWasm => bail!("{path} is not a WebAssembly file"),
         }
-        Component::new(engine, &self.bytes)
-            .with_context(|| format!("cannot compile component {path}"))
     }
 
     /// Checks that the host can serve `component` (this candidate, compiled) and links it.

@@ -89,6 +89,8 @@ pub struct Config {
     pub admin_addr: Option<SocketAddr>,
     /// Where compiled components are cached; `None` compiles on every start.
     pub cache_dir: Option<PathBuf>,
+    /// Where components compiled ahead of time are looked for; `None` looks nowhere.
+    pub precompiled_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -114,6 +116,7 @@ impl Config {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             admin_addr: None,
             cache_dir: default_cache_dir(),
+            precompiled_dir: None,
         }
     }
 }

@@ -10,7 +10,8 @@
 //!                                        │ kv::StoreSpec::open ──────────► Arc<dyn kv::Backend>
 //!                                        │ component::Candidate::read ─► pool::Shape
 //!                                        │ runtime::{engine, linker} ──► component::Version
-//!                                        │   (compiled, or read back by cache::CompileCache)
+//!                                        │   (read back by cache::CompileCache from its
+//!                                        │    cache or a precompiled artifact, or compiled)
 //!                                        ▼
 //!  server::Server::run ── accept ─► connection (cap, head timeout, drain) ─► hyper http1
 //!        │                                                     │
@@ -36,8 +37,9 @@
 //! - `component`: the served component, loaded, identified, swapped, run and probed;
 //!   `instance`: a guest instance, and its reuse for the next request; `reload`: when to
 //!   try a new version; `pool`: how many instances fit, and the gate;
-//!   `cache`: compiled components on disk, verified before wasmtime loads them.
-//! - `runtime`: the engine and the linker; `imports`: what the host provides, and
+//!   `cache`: compiled components on disk, the cache's own and those `task-host precompile`
+//!   made ahead of time, verified before wasmtime loads them.
+//! - `runtime`: the engine, the compiler for other targets, and the linker; `imports`: what the host provides, and
 //!   `task-host check`; `state`: the per-request store data; `guest_log`: guest output as
 //!   log lines.
 //! - [`kv`]: the wasi:keyvalue host and its backends.
@@ -74,14 +76,15 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::cli::{CheckArgs, Command, EchoArgs, HealthcheckArgs, ServeArgs};
+use crate::cli::{CheckArgs, Command, EchoArgs, HealthcheckArgs, PrecompileArgs, ServeArgs};
 
 /// Runs one subcommand to completion.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(args) => tokio_runtime()?.block_on(serve(args)),
+        Command::Serve(args) => tokio_runtime()?.block_on(serve(*args)),
         Command::Healthcheck(args) => tokio_runtime()?.block_on(healthcheck(args)),
         Command::Check(args) => check(&args),
+        Command::Precompile(args) => precompile(&args),
         Command::Whoami => whoami(),
         Command::Echo(args) => echo(&args),
     }
@@ -139,6 +142,21 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     );
     candidate.link(&runtime::linker(&engine)?, &compiled)?;
     println!("ok: task-host can serve {}", args.file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn precompile(args: &PrecompileArgs) -> anyhow::Result<ExitCode> {
+    let target = args.target.clone().unwrap_or_else(|| {
+        format!(
+            "{}-unknown-{}",
+            std::env::consts::ARCH,
+            std::env::consts::OS
+        )
+    });
+    let candidate = component::Candidate::read(&args.file)?;
+    let compiler = runtime::compiler(&target)?;
+    let path = cache::precompile(&compiler, &target, &candidate, &args.out_dir)?;
+    println!("{}", path.display());
     Ok(ExitCode::SUCCESS)
 }
 

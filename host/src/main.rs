@@ -7,9 +7,13 @@ use clap::Parser as _;
 use task_host::cli::Cli;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    task_host::telemetry::init(cli.log_format);
-    match task_host::run(cli.command) {
+    let Cli {
+        log_format,
+        log,
+        command,
+    } = Cli::parse();
+    task_host::telemetry::init(log_format, log);
+    match task_host::run(command) {
         Ok(code) => code,
         Err(error) => {
             // `{:#}` joins the context chain with ": "; wasmtime messages may still hold

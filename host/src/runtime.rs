@@ -23,10 +23,8 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub(crate) fn engine(capacity: Capacity) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     capacity.configure(&mut pool);
-    let mut config = Config::new();
-    config
-        .epoch_interruption(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let mut config = compilation();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
         Ok(engine) => Ok(engine),
         Err(error) => {
@@ -39,6 +37,32 @@ pub(crate) fn engine(capacity: Capacity) -> Result<Engine> {
             Engine::new(&config).context("configuring wasmtime")
         }
     }
+}
+
+/// An engine that only compiles, for `target` (a triple such as
+/// `aarch64-unknown-linux-musl`), with the serving engine's settings but none of the CPU
+/// features of the machine it runs on: its artifacts load on any machine of that
+/// architecture and operating system. `task-host precompile` uses it.
+pub(crate) fn compiler(target: &str) -> Result<Engine> {
+    let mut config = compilation();
+    config
+        .target(target)
+        .with_context(|| format!("unknown target {target:?}"))?;
+    Engine::new(&config).with_context(|| {
+        format!(
+            "this task-host cannot compile for {target} (it is built with Cranelift's \
+             backend for {} only; the `cross-compile` feature adds the others)",
+            std::env::consts::ARCH
+        )
+    })
+}
+
+/// The settings compiled code depends on, and so which engines can load an artifact: the
+/// one place both the serving engine and [`compiler`] take them from.
+fn compilation() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config
 }
 
 /// Advances `engine`'s epoch every [`EPOCH_TICK`] on a background thread, for the life of

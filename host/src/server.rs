@@ -58,9 +58,10 @@ impl Server {
         let linker = Arc::new(runtime::linker(&engine)?);
         let cache = Arc::new(CompileCache::open(
             config.cache_dir.as_deref(),
+            config.precompiled_dir.as_deref(),
             &engine,
             Arc::clone(&metrics),
-        ));
+        )?);
         let version = candidate.load(&linker, &cache)?;
         // After the component: a mistake in it is reported at once, not after the wait for
         // a store that cannot be reached.

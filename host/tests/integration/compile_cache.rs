@@ -1,6 +1,7 @@
 //! The compile cache through the real binary: a restart loads the component it compiled
 //! before, and an entry that was damaged on disk is logged, compiled afresh and rewritten,
-//! with the component served all along.
+//! with the component served all along. And `task-host precompile`, whose artifact a server
+//! with no cache loads instead of compiling.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use rustix::process::Signal;
 use serde_json::json;
 
-use crate::common::{ServerProcess, components};
+use crate::common::{ServerProcess, components, host_command};
 
 /// Long enough for a compile on a busy two-core machine.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -112,4 +113,48 @@ async fn a_damaged_entry_is_logged_compiled_afresh_and_rewritten() {
     }
     let again = start(dir.path()).await;
     again.wait_for_log("cache=hit", 1, PATIENCE).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_precompiled_component_is_served_without_compiling() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let precompiled = dir.path().join("precompiled");
+    let output = host_command()
+        .arg("precompile")
+        .arg("--out-dir")
+        .arg(&precompiled)
+        .arg(&components().task_api)
+        .output()
+        .expect("task-host runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    let suffix = format!("-{}.cwasm", std::env::consts::ARCH);
+    assert!(stdout.trim_end().ends_with(&suffix), "{stdout}");
+
+    let component = components().task_api.to_string_lossy().into_owned();
+    let flags = [
+        "--component",
+        &component,
+        "--store",
+        "memory",
+        "--compile-cache",
+        "false",
+        "--precompiled-dir",
+        &precompiled.to_string_lossy(),
+    ];
+    let host = ServerProcess::host(dir.path(), &flags);
+    host.wait_for_log("component loaded precompiled", 1, PATIENCE)
+        .await;
+    let reply = host.client().get("/").await;
+    assert_eq!(reply.expect(200)["version"], json!("1.0.0"));
+    assert!(
+        !host.log_text().contains("component compiled"),
+        "{}",
+        host.log_text()
+    );
+    stop(host).await;
+    assert!(
+        !dir.path().join("cache").exists(),
+        "with the cache off, nothing is written"
+    );
 }

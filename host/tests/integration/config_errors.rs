@@ -1,16 +1,22 @@
 //! Bad configuration: one line on stderr naming the problem, a non-zero exit, no panic.
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::common::{components, host_command};
 
 /// Runs `task-host serve` with `flags` and returns (exit code, stderr).
 fn serve_fails(flags: &[&str]) -> (Option<i32>, String) {
-    let output = host_command()
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(flags)
-        .output()
-        .expect("task-host runs");
+    outcome(
+        host_command()
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(flags),
+    )
+}
+
+/// Runs `command` to its end and returns (exit code, stderr).
+fn outcome(command: &mut Command) -> (Option<i32>, String) {
+    let output = command.output().expect("task-host runs");
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -166,5 +172,57 @@ fn a_redis_that_cannot_be_reached_within_the_store_wait() {
     assert_one_line_error(
         outcome,
         &format!("cannot reach the store redis://127.0.0.1:{port}/0 ("),
+    );
+}
+
+#[test]
+fn a_log_filter_that_does_not_parse() {
+    let (code, stderr) = outcome(
+        host_command()
+            .args(["serve", "--addr", "127.0.0.1:0", "--store", "memory"])
+            .env("RUST_LOG", "task_host=loud"),
+    );
+    assert_eq!(code, Some(2), "clap's usage error: {stderr}");
+    assert!(stderr.contains("task_host=loud"), "{stderr}");
+    assert!(stderr.contains("--log"), "{stderr}");
+}
+
+#[test]
+fn a_precompiled_dir_that_others_can_write() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod the temp dir");
+    let component = components().task_api.to_string_lossy().into_owned();
+    assert_one_line_error(
+        serve_fails(&[
+            "--component",
+            &component,
+            "--store",
+            "memory",
+            "--precompiled-dir",
+            &path(dir.path()),
+        ]),
+        "can be written by other users (mode 777)",
+    );
+}
+
+#[test]
+fn a_precompile_for_an_architecture_this_build_cannot_compile_for() {
+    let other = match std::env::consts::ARCH {
+        "x86_64" => "aarch64",
+        _ => "x86_64",
+    };
+    let dir = tempfile::tempdir().expect("a temp dir");
+    assert_one_line_error(
+        outcome(
+            host_command()
+                .arg("precompile")
+                .args(["--target", &format!("{other}-unknown-linux-musl")])
+                .arg("--out-dir")
+                .arg(dir.path())
+                .arg(&components().task_api),
+        ),
+        "the `cross-compile` feature adds the others",
     );
 }

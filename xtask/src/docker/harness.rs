@@ -99,6 +99,19 @@ impl Container {
         Ok(format!("http://{addr}"))
     }
 
+    /// What the container wrote to stdout and stderr so far.
+    pub(super) fn logs(&self) -> anyhow::Result<String> {
+        let output = Command::new("docker")
+            .args(["logs", &self.id])
+            .output()
+            .context("cannot run docker logs")?;
+        ensure!(output.status.success(), "docker logs {} failed", self.id);
+        Ok([output.stdout, output.stderr]
+            .iter()
+            .map(|bytes| String::from_utf8_lossy(bytes))
+            .collect())
+    }
+
     /// `docker inspect -f format`, trimmed.
     pub(super) fn inspect(&self, format: &str) -> anyhow::Result<String> {
         Ok(docker(&["inspect", "-f", format, &self.id])?

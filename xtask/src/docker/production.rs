@@ -1,6 +1,7 @@
 //! The production image as the seed's checklist and a user see it: `whoami` and `echo` on an
 //! image with no shell, the CRUD API, the health check, the non-root uid, a prompt `docker
-//! stop`, tasks that survive a new container on the same volume, and all of it under
+//! stop`, tasks that survive a new container on the same volume, the precompiled component
+//! loaded rather than compiled, and all of it under
 //! `--read-only --cap-drop ALL --security-opt no-new-privileges`.
 
 use std::time::{Duration, Instant};
@@ -92,6 +93,18 @@ pub(super) fn check(tag: &str) -> anyhow::Result<()> {
         404,
         "Task not found",
     )?;
+
+    // The image ships its component compiled for its architecture: the first container,
+    // on an empty volume and so an empty compile cache, compiles nothing.
+    let logs = first.logs()?;
+    let loaded = logs
+        .lines()
+        .find(|line| line.contains("component loaded precompiled"));
+    ensure!(
+        loaded.is_some() && !logs.contains("component compiled"),
+        "the image's precompiled component was not used:\n{logs}"
+    );
+    eprintln!("    {}", loaded.unwrap_or_default().trim());
 
     let started = Instant::now();
     wait_until(HEALTHY_WITHIN, || {

@@ -5,8 +5,9 @@ use anyhow::ensure;
 use super::Tags;
 use super::harness::docker;
 
-/// The production image must stay under this many bytes, uncompressed.
-const MAX_PRODUCTION_BYTES: u64 = 30_000_000;
+/// The production image must stay under this many bytes, uncompressed: the size the speed
+/// issue set, with the precompiled component in it.
+const MAX_PRODUCTION_BYTES: u64 = 20_000_000;
 /// The development image must stay under this many bytes: the toolchain, the component's
 /// prebuilt dependencies and the release task-host, never a debug wasmtime.
 const MAX_DEVELOPMENT_BYTES: u64 = 1_500_000_000;
