@@ -201,6 +201,10 @@ impl CompileCache {
     fn precompiled(&self, engine: &Engine, digest: &str) -> Option<Component> {
         let arch = std::env::consts::ARCH;
         let path = entry_path(self.precompiled.as_ref()?, digest, arch)?;
+        // No artifact is the common case (any component swapped in later): not a warning.
+        if matches!(path.try_exists(), Ok(false)) {
+            return None;
+        }
         let read = trusted(&path).and_then(|()| {
             let key = Key {
                 component: unhex(digest).context("the component digest is not sha256 hex")?,

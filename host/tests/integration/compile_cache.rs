@@ -157,4 +157,12 @@ async fn a_precompiled_component_is_served_without_compiling() {
         !dir.path().join("cache").exists(),
         "with the cache off, nothing is written"
     );
+
+    // A component with no artifact there is compiled, and that is no cause for a warning.
+    let hello = components().hello.to_string_lossy().into_owned();
+    let mut other = flags;
+    other[1] = &hello;
+    let host = ServerProcess::host(dir.path(), &other);
+    host.wait_for_log("component compiled", 1, PATIENCE).await;
+    assert!(!host.log_text().contains("WARN"), "{}", host.log_text());
 }

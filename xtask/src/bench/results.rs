@@ -9,6 +9,9 @@ use serde::Serialize;
 use crate::bench::scenario::{Metric, Scenario};
 use crate::bench::server::Role;
 
+/// The width of the server column in every table: the longest label, and a space.
+const LABEL: usize = 28;
+
 /// One run of the bench.
 #[derive(Debug, Serialize)]
 pub(crate) struct Results {
@@ -168,7 +171,7 @@ impl Results {
         let _ = writeln!(out, "{heading}");
         let _ = writeln!(
             out,
-            "  {:<28} {:>10} {:>10} {:>10}",
+            "  {:<LABEL$} {:>10} {:>10} {:>10}",
             "server", columns[0], columns[1], columns[2]
         );
         let mut footnotes: Vec<String> = Vec::new();
@@ -217,7 +220,7 @@ impl Results {
             };
             let _ = writeln!(
                 out,
-                "  {:<28} {first:>10} {second:>10} {third:>10}{note}",
+                "  {:<LABEL$} {first:>10} {second:>10} {third:>10}{note}",
                 server.label
             );
         }
@@ -243,7 +246,7 @@ impl Results {
             "task-host against its peers: req/s as task-host ÷ peer (more is better); \
              latency and start as task-host − peer, and ÷ (less is better)"
         );
-        let _ = write!(out, "  {:<26} {:<20}", "scenario", "server");
+        let _ = write!(out, "  {:<26} {:<LABEL$}", "scenario", "server");
         for peer in Role::PEERS {
             let _ = write!(out, " {:>20}", peer.column());
         }
@@ -253,7 +256,7 @@ impl Results {
                 let Some(value) = server.value(scenario) else {
                     continue;
                 };
-                let _ = write!(out, "  {:<26} {:<20}", scenario.title(), server.label);
+                let _ = write!(out, "  {:<26} {:<LABEL$}", scenario.title(), server.label);
                 for peer in Role::PEERS {
                     let cell = self
                         .peer_value(peer, scenario)
@@ -348,7 +351,7 @@ fn targets_table(targets: &[Target]) -> String {
     for target in targets {
         let _ = writeln!(
             out,
-            "  {:<20} {:<40} {:>10}  {}",
+            "  {:<LABEL$} {:<40} {:>10}  {}",
             target.server, target.goal, target.measured, target.verdict
         );
     }
@@ -411,6 +414,13 @@ pub(crate) fn format_ms(ms: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_label_fits_the_server_column() {
+        for server in crate::bench::server::SERVERS {
+            assert!(server.label.chars().count() < LABEL, "{}", server.label);
+        }
+    }
 
     fn load(rate: f64, p50_us: f64) -> Outcome {
         Outcome::Load {
