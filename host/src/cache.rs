@@ -205,13 +205,8 @@ impl CompileCache {
         if matches!(path.try_exists(), Ok(false)) {
             return None;
         }
-        let read = trusted(&path).and_then(|()| {
-            let key = Key {
-                component: unhex(digest).context("the component digest is not sha256 hex")?,
-                engine: precompiled_key(arch),
-            };
-            read(engine, &path, &key)
-        });
+        let read = trusted(&path)
+            .and_then(|()| read(engine, &path, &Key::new(digest, precompiled_key(arch))?));
         match read {
             Ok(component) => component,
             Err(reason) => {
@@ -254,10 +249,7 @@ impl CompileCache {
 
     /// The binary key of the component with hex sha256 `digest`.
     fn key(&self, digest: &str) -> anyhow::Result<Key> {
-        Ok(Key {
-            component: unhex(digest).context("the component digest is not sha256 hex")?,
-            engine: self.engine,
-        })
+        Key::new(digest, self.engine)
     }
 }
 
@@ -274,10 +266,7 @@ pub(crate) fn precompile(
     let path = entry_path(dir, &candidate.digest, arch)
         .with_context(|| format!("cannot name an artifact for target {target:?}"))?;
     let artifact = candidate.precompile(compiler)?;
-    let key = Key {
-        component: unhex(&candidate.digest).context("the component digest is not sha256 hex")?,
-        engine: precompiled_key(arch),
-    };
+    let key = Key::new(&candidate.digest, precompiled_key(arch))?;
     DirBuilder::new()
         .recursive(true)
         .create(dir)
@@ -289,7 +278,6 @@ pub(crate) fn precompile(
 
 /// `{digest}-{tag}.cwasm` in `dir`, or `None` for a name that could climb out of it.
 fn entry_path(dir: &Path, digest: &str, tag: &str) -> Option<PathBuf> {
-    // Both are our own, but a name must never climb out of the directory.
     let safe = |text: &str| {
         !text.is_empty()
             && text
@@ -338,6 +326,16 @@ fn precompiled_key(arch: &str) -> [u8; 32] {
 struct Key {
     component: [u8; 32],
     engine: [u8; 32],
+}
+
+impl Key {
+    /// The key of the component with hex sha256 `digest` for `engine`.
+    fn new(digest: &str, engine: [u8; 32]) -> anyhow::Result<Self> {
+        Ok(Self {
+            component: unhex(digest).context("the component digest is not sha256 hex")?,
+            engine,
+        })
+    }
 }
 
 /// An entry: header, then the artifact.
