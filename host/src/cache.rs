@@ -22,7 +22,10 @@
 //! ```
 //!
 //! The cache is an accelerator, never a requirement: a directory that cannot be created or
-//! written (read-only, full) is a warning, and the component is served compiled.
+//! written (read-only, full) is a warning, and the component is served compiled. It keeps to
+//! a budget in bytes: after each write, the entries used least recently are removed until
+//! the rest fit (a hit renews an entry's modification time, so that is when it was last
+//! used).
 //!
 //! Precompiled artifacts are the same entries, made ahead of time by `task-host precompile`
 //! for a target triple rather than for this engine: the production image ships one for
@@ -42,7 +45,7 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
@@ -63,6 +66,8 @@ const HEADER_LEN: usize = 16 + 4 + 32 + 32 + 8 + 32;
 pub(crate) struct CompileCache {
     /// `None` when the cache is off, by choice or because its directory is unusable.
     dir: Option<PathBuf>,
+    /// The most bytes of entries it keeps.
+    max_size: u64,
     /// Where precompiled artifacts are looked for, if anywhere.
     precompiled: Option<PathBuf>,
     /// The engine's compatibility hash, as a sha256.
@@ -91,6 +96,7 @@ impl CompileCache {
     /// an error.
     pub(crate) fn open(
         dir: Option<&Path>,
+        max_size: u64,
         precompiled: Option<&Path>,
         engine: &Engine,
         metrics: Arc<Metrics>,
@@ -107,6 +113,7 @@ impl CompileCache {
         }
         Ok(Self {
             dir,
+            max_size,
             precompiled: precompiled.map(Path::to_owned),
             engine: engine_hash(engine),
             metrics,
@@ -135,6 +142,7 @@ impl CompileCache {
             Some(path) => match self.read(engine, path, digest) {
                 Ok(Some(component)) => {
                     self.metrics.compile_cache_lookup("hit");
+                    touch(path);
                     tracing::info!(
                         sha256 = %short,
                         cache = %"hit",
@@ -174,14 +182,17 @@ impl CompileCache {
             took_ms = started.elapsed().as_secs_f64() * 1000.0,
             "component compiled"
         );
-        if let Some(path) = path
-            && let Err(error) = self.write(&component, &path, digest)
-        {
-            self.metrics.compile_cache_write_failed();
-            tracing::warn!(
-                "cannot write the compile cache entry {}: {error:#}",
-                path.display()
-            );
+        if let Some(path) = path {
+            match self.write(&component, &path, digest) {
+                Ok(()) => self.prune(&path),
+                Err(error) => {
+                    self.metrics.compile_cache_write_failed();
+                    tracing::warn!(
+                        "cannot write the compile cache entry {}: {error:#}",
+                        path.display()
+                    );
+                }
+            }
         }
         Ok((component, Source::Compiled))
     }
@@ -247,6 +258,48 @@ impl CompileCache {
         Ok(())
     }
 
+    /// Removes the entries used least recently until the cache fits its budget, sparing
+    /// `written`, the entry just made. Only `.cwasm` files are entries.
+    fn prune(&self, written: &Path) {
+        let Some(dir) = written.parent() else {
+            return;
+        };
+        let listing = match std::fs::read_dir(dir) {
+            Ok(listing) => listing,
+            Err(error) => {
+                tracing::warn!("cannot list the compile cache {}: {error}", dir.display());
+                return;
+            }
+        };
+        let others = listing.filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let metadata = std::fs::symlink_metadata(&path).ok()?;
+            let entry = path.extension()? == "cwasm" && metadata.is_file() && path != written;
+            entry.then_some(Entry {
+                used: metadata.modified().ok()?,
+                size: metadata.len(),
+                path,
+            })
+        });
+        let budget = std::fs::metadata(written).map_or(self.max_size, |written| {
+            self.max_size.saturating_sub(written.len())
+        });
+        for path in least_recently_used_over(others.collect(), budget) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(
+                    "compile cache entry {} removed: the cache is over its {} bytes",
+                    path.display(),
+                    self.max_size
+                ),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => tracing::warn!(
+                    "cannot remove the compile cache entry {}: {error}",
+                    path.display()
+                ),
+            }
+        }
+    }
+
     /// The binary key of the component with hex sha256 `digest`.
     fn key(&self, digest: &str) -> anyhow::Result<Key> {
         Key::new(digest, self.engine)
@@ -274,6 +327,38 @@ pub(crate) fn precompile(
     std::fs::write(&path, encode(&key, &artifact))
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+/// A cache entry, as pruning sees it.
+#[derive(Debug)]
+struct Entry {
+    path: PathBuf,
+    size: u64,
+    /// Its modification time: when it was written, or last read back.
+    used: SystemTime,
+}
+
+/// The entries to remove, least recently used first, so that the rest fit in `budget` bytes.
+fn least_recently_used_over(mut entries: Vec<Entry>, budget: u64) -> Vec<PathBuf> {
+    let mut total: u64 = entries.iter().map(|entry| entry.size).sum();
+    entries.sort_by_key(|entry| entry.used);
+    entries
+        .into_iter()
+        .take_while(|entry| {
+            let over = total > budget;
+            total = total.saturating_sub(entry.size);
+            over
+        })
+        .map(|entry| entry.path)
+        .collect()
+}
+
+/// Marks the entry at `path` as used now. A failure only makes it older to pruning.
+fn touch(path: &Path) {
+    let _ = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.set_modified(SystemTime::now()));
 }
 
 /// `{digest}-{tag}.cwasm` in `dir`, or `None` for a name that could climb out of it.
@@ -532,7 +617,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let cache_dir = dir.path().join("cache");
         let engine = engine()?;
-        let cache = CompileCache::open(Some(&cache_dir), None, &engine, Arc::default())?;
+        let cache = CompileCache::open(Some(&cache_dir), u64::MAX, None, &engine, Arc::default())?;
         let digest = "ab".repeat(32);
         let compile = || Component::new(&engine, COMPONENT);
         let (_, first) = cache.load(&engine, &digest, compile)?;
@@ -566,7 +651,8 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir()?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
-        let cache = CompileCache::open(Some(dir.path()), None, &engine()?, Arc::default())?;
+        let cache =
+            CompileCache::open(Some(dir.path()), u64::MAX, None, &engine()?, Arc::default())?;
         assert_eq!(cache.dir(), None);
         Ok(())
     }
@@ -575,7 +661,7 @@ mod tests {
     fn an_entry_that_cannot_be_read_or_written_still_compiles() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let engine = engine()?;
-        let cache = CompileCache::open(Some(dir.path()), None, &engine, Arc::default())?;
+        let cache = CompileCache::open(Some(dir.path()), u64::MAX, None, &engine, Arc::default())?;
         let digest = "cd".repeat(32);
         // A directory where the entry belongs: neither a read nor a rename over it can
         // succeed, whoever runs the test (root ignores permission bits).
@@ -602,7 +688,8 @@ mod tests {
         // cache (off here) could not have found the artifact.
         let capacity = crate::pool::Capacity::new(1, candidate.shape);
         let engine = crate::runtime::engine(capacity)?;
-        let cache = CompileCache::open(None, Some(&precompiled), &engine, Arc::default())?;
+        let cache =
+            CompileCache::open(None, u64::MAX, Some(&precompiled), &engine, Arc::default())?;
         let compile = || candidate.compile(&engine);
         let (_, source) = cache.load(&engine, &candidate.digest, compile)?;
         assert_eq!(source, Source::Precompiled);
@@ -616,12 +703,87 @@ mod tests {
         assert_eq!(source, Source::Compiled, "a corrupt artifact is compiled");
 
         std::fs::set_permissions(&precompiled, std::fs::Permissions::from_mode(0o777))?;
-        let error = CompileCache::open(None, Some(&precompiled), &engine, Arc::default())
+        let error = CompileCache::open(None, u64::MAX, Some(&precompiled), &engine, Arc::default())
             .err()
             .context("a directory others can write is refused")?;
         assert!(
             format!("{error:#}").contains("written by other users"),
             "{error:#}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn pruning_removes_the_least_recently_used_until_the_rest_fit() {
+        let at = |secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let entry = |name: &str, size, used| Entry {
+            path: PathBuf::from(name),
+            size,
+            used: at(used),
+        };
+        let entries = || {
+            vec![
+                entry("new", 10, 30),
+                entry("old", 10, 10),
+                entry("middle", 10, 20),
+            ]
+        };
+        let remove = |budget| least_recently_used_over(entries(), budget);
+        assert_eq!(remove(30), Vec::<PathBuf>::new());
+        assert_eq!(remove(29), [PathBuf::from("old")]);
+        assert_eq!(remove(20), [PathBuf::from("old")]);
+        assert_eq!(remove(15), [PathBuf::from("old"), PathBuf::from("middle")]);
+        assert_eq!(remove(0).len(), 3);
+    }
+
+    #[test]
+    fn a_write_over_the_budget_removes_the_older_entry() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let engine = engine()?;
+        let compile = || Component::new(&engine, COMPONENT);
+        let (first, second) = ("ab".repeat(32), "cd".repeat(32));
+        let unbounded =
+            CompileCache::open(Some(dir.path()), u64::MAX, None, &engine, Arc::default())?;
+        unbounded.load(&engine, &first, compile)?;
+        let size = std::fs::metadata(unbounded.path(&first).context("on")?)?.len();
+
+        // Room for one entry and a half: writing the second leaves no room for the first.
+        let cache = CompileCache::open(
+            Some(dir.path()),
+            size * 3 / 2,
+            None,
+            &engine,
+            Arc::default(),
+        )?;
+        assert_eq!(cache.load(&engine, &first, compile)?.1, Source::Cache);
+        assert_eq!(cache.load(&engine, &second, compile)?.1, Source::Compiled);
+        assert!(
+            !cache.path(&first).context("on")?.exists(),
+            "the first is removed"
+        );
+        assert_eq!(cache.load(&engine, &second, compile)?.1, Source::Cache);
+        Ok(())
+    }
+
+    #[test]
+    fn a_hit_marks_its_entry_as_used_now() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let engine = engine()?;
+        let compile = || Component::new(&engine, COMPONENT);
+        let cache = CompileCache::open(Some(dir.path()), u64::MAX, None, &engine, Arc::default())?;
+        let digest = "ab".repeat(32);
+        cache.load(&engine, &digest, compile)?;
+        let path = cache.path(&digest).context("the cache is on")?;
+        let long_ago = SystemTime::UNIX_EPOCH;
+        std::fs::File::options()
+            .write(true)
+            .open(&path)?
+            .set_modified(long_ago)?;
+        assert_eq!(cache.load(&engine, &digest, compile)?.1, Source::Cache);
+        let used = std::fs::metadata(&path)?.modified()?;
+        assert!(
+            used.duration_since(long_ago)?.as_secs() > 86_400,
+            "{used:?}"
         );
         Ok(())
     }

@@ -151,6 +151,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// The most the compile cache keeps; past it, after each write, the entries used least
+    /// recently are removed.
+    #[arg(long, env = "TASK_HOST_CACHE_MAX_SIZE", default_value_t = ByteSize(config::DEFAULT_CACHE_MAX_SIZE), value_parser = parse_bytes)]
+    pub cache_max_size: ByteSize,
+
     /// Components compiled ahead of time by `task-host precompile`, used when the cache has
     /// none for this machine (the image ships its component's here). Must belong to root or
     /// to this user, and be writable by no one else. Off unless set.
@@ -190,6 +195,7 @@ impl From<ServeArgs> for Config {
             probe_path: args.probe_path,
             shutdown_timeout: args.shutdown_timeout.into(),
             admin_addr: args.admin_addr,
+            cache_max_size: args.cache_max_size.as_u64(),
             precompiled_dir: args.precompiled_dir,
             cache_dir: if args.compile_cache {
                 args.cache_dir.or_else(config::default_cache_dir)

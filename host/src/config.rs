@@ -25,6 +25,10 @@ pub const DEFAULT_MAX_MEMORY: usize = 64 << 20;
 /// The largest request body accepted: the component's own default, so that a component
 /// served elsewhere refuses what task-host refuses.
 pub const DEFAULT_MAX_BODY: usize = task_api_limits::DEFAULT_MAX_BODY;
+/// How many bytes of compiled components the compile cache keeps: task_api.wasm compiles to
+/// about 1 MB in release and several in debug, so this is hundreds of versions, and a
+/// development session that swaps in every edit stays bounded.
+pub const DEFAULT_CACHE_MAX_SIZE: u64 = 256 << 20;
 /// Guest instances running at once.
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 /// How many requests one guest instance serves, one after another.
@@ -89,6 +93,8 @@ pub struct Config {
     pub admin_addr: Option<SocketAddr>,
     /// Where compiled components are cached; `None` compiles on every start.
     pub cache_dir: Option<PathBuf>,
+    /// The cache's budget in bytes: past it, the entries used least recently are removed.
+    pub cache_max_size: u64,
     /// Where components compiled ahead of time are looked for; `None` looks nowhere.
     pub precompiled_dir: Option<PathBuf>,
 }
@@ -116,6 +122,7 @@ impl Config {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             admin_addr: None,
             cache_dir: default_cache_dir(),
+            cache_max_size: DEFAULT_CACHE_MAX_SIZE,
             precompiled_dir: None,
         }
     }

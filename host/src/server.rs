@@ -58,6 +58,7 @@ impl Server {
         let linker = Arc::new(runtime::linker(&engine)?);
         let cache = Arc::new(CompileCache::open(
             config.cache_dir.as_deref(),
+            config.cache_max_size,
             config.precompiled_dir.as_deref(),
             &engine,
             Arc::clone(&metrics),
