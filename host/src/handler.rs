@@ -18,7 +18,7 @@ use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::pool::{Capacity, Gate};
 use crate::request_body::{self, BodyError, GuestBody};
-use crate::response::{Exchange, ResponseBody, RunningGuest};
+use crate::response::{Exchange, Head, ResponseBody, RunningGuest};
 
 /// Serves requests with the current version of the component. The version can be swapped
 /// at any time: each request takes the version current when it starts and keeps it to the
@@ -88,13 +88,13 @@ impl Handler {
         let request_id = exchange.request_id;
         let mut response = match self.run_guest(request_id, request).await {
             Ok((response, guest)) => {
-                let status = response.status().as_u16();
-                response.map(|body| ResponseBody::streamed(body, guest, exchange, status))
+                let head = Head::of(&response);
+                response.map(|body| ResponseBody::streamed(body, guest, exchange, head))
             }
             Err(failure) => {
                 let response = failure.into_response(request_id, &self.metrics);
-                let status = response.status().as_u16();
-                response.map(|body| ResponseBody::host(body, exchange, status))
+                let head = Head::of(&response);
+                response.map(|body| ResponseBody::host(body, exchange, head))
             }
         };
         response

@@ -14,8 +14,9 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper::Method;
 use hyper::body::{Body, Frame, SizeHint};
+use hyper::header::CONTENT_LENGTH;
+use hyper::{Method, Response};
 use tokio::task::JoinHandle;
 use tokio::time::Sleep;
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
@@ -53,6 +54,27 @@ pub(crate) struct Exchange {
     pub(crate) started: Instant,
 }
 
+/// What the response head said, as far as the log needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Head {
+    status: u16,
+    /// The `Content-Length`, if the head has one: hyper stops polling a body once that many
+    /// bytes are out, so its end is never seen, and this is how the log knows it was whole.
+    length: Option<u64>,
+}
+
+impl Head {
+    pub(crate) fn of<B>(response: &Response<B>) -> Self {
+        Self {
+            status: response.status().as_u16(),
+            length: response
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|value| value.to_str().ok()?.parse().ok()),
+        }
+    }
+}
+
 /// How the body ended, once it has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
@@ -72,7 +94,7 @@ pub(crate) struct ResponseBody {
     inner: HyperOutgoingBody,
     guest: Option<RunningGuest>,
     exchange: Exchange,
-    status: u16,
+    head: Head,
     bytes: u64,
     ending: Ending,
     /// Why the body is being cut off, until hyper has been told (see [`Self::abort`]).
@@ -86,27 +108,27 @@ impl ResponseBody {
         inner: HyperOutgoingBody,
         guest: RunningGuest,
         exchange: Exchange,
-        status: u16,
+        head: Head,
     ) -> Self {
-        Self::new(inner, Some(guest), exchange, status)
+        Self::new(inner, Some(guest), exchange, head)
     }
 
     /// A body the host made itself.
-    pub(crate) fn host(inner: HyperOutgoingBody, exchange: Exchange, status: u16) -> Self {
-        Self::new(inner, None, exchange, status)
+    pub(crate) fn host(inner: HyperOutgoingBody, exchange: Exchange, head: Head) -> Self {
+        Self::new(inner, None, exchange, head)
     }
 
     fn new(
         inner: HyperOutgoingBody,
         guest: Option<RunningGuest>,
         exchange: Exchange,
-        status: u16,
+        head: Head,
     ) -> Self {
         Self {
             inner,
             guest,
             exchange,
-            status,
+            head,
             bytes: 0,
             ending: Ending::Open,
             cut: None,
@@ -235,7 +257,9 @@ impl Drop for ResponseBody {
         let body = match self.ending {
             Ending::Complete => "complete",
             Ending::Aborted => "aborted",
-            // hyper drops a body it never needs (HEAD) or that the client stopped reading.
+            // hyper drops a body once its Content-Length is out, one it never needs (HEAD),
+            // and one the client stopped reading.
+            Ending::Open if Some(self.bytes) == self.head.length => "complete",
             Ending::Open if self.bytes == 0 && self.inner.is_end_stream() => "complete",
             Ending::Open => "unfinished",
         };
@@ -247,13 +271,13 @@ impl Drop for ResponseBody {
             ref path,
             started,
         } = self.exchange;
-        metrics.request_finished(method, self.status, started.elapsed());
+        metrics.request_finished(method, self.head.status, started.elapsed());
         tracing::info!(
             target: "access",
             request_id,
             %method,
             path,
-            status = self.status,
+            status = self.head.status,
             body,
             bytes = self.bytes,
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,

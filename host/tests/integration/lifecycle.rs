@@ -37,13 +37,15 @@ async fn the_startup_line_names_the_port_this_process_answers_on() {
     let reply = send_raw(host.addr, Method::GET, "/", None).await;
     assert_eq!(reply.expect(200)["version"], json!("1.0.0"));
     // Other tests' servers listen on 127.0.0.1 too: the answer must be in this process's
-    // own access log, under the request id it carried.
+    // own access log, under the request id it carried, as a body sent whole (hyper stops
+    // polling it once its Content-Length is out, so its end is never seen as such).
     let request_id = reply
         .headers
         .get("x-request-id")
         .and_then(|id| id.to_str().ok())
         .expect("an x-request-id header");
-    let access = format!("request_id={request_id} method=GET path=\"/\" status=200");
+    let access =
+        format!("request_id={request_id} method=GET path=\"/\" status=200 body=\"complete\"");
     host.wait_for_log(&access, 1, Duration::from_secs(10)).await;
 }
 
