@@ -184,7 +184,7 @@ impl CompileCache {
         );
         if let Some(path) = path {
             match self.write(&component, &path, digest) {
-                Ok(()) => self.prune(&path),
+                Ok(size) => self.prune(&path, size),
                 Err(error) => {
                     self.metrics.compile_cache_write_failed();
                     tracing::warn!(
@@ -243,7 +243,8 @@ impl CompileCache {
     }
 
     /// Serializes `component` into a temporary file beside `path` and renames it into place.
-    fn write(&self, component: &Component, path: &Path, digest: &str) -> anyhow::Result<()> {
+    /// Returns the entry's size.
+    fn write(&self, component: &Component, path: &Path, digest: &str) -> anyhow::Result<u64> {
         let artifact = component
             .serialize()
             .map_err(anyhow::Error::from)
@@ -255,12 +256,12 @@ impl CompileCache {
             .with_context(|| format!("cannot create a file in {}", dir.display()))?;
         file.write_all(&entry).context("cannot write the entry")?;
         file.persist(path).context("cannot rename the entry")?;
-        Ok(())
+        Ok(entry.len() as u64)
     }
 
     /// Removes the entries used least recently until the cache fits its budget, sparing
-    /// `written`, the entry just made. Only `.cwasm` files are entries.
-    fn prune(&self, written: &Path) {
+    /// `written`, the entry just made, of `size` bytes. Only `.cwasm` files are entries.
+    fn prune(&self, written: &Path, size: u64) {
         let Some(dir) = written.parent() else {
             return;
         };
@@ -281,9 +282,7 @@ impl CompileCache {
                 path,
             })
         });
-        let budget = std::fs::metadata(written).map_or(self.max_size, |written| {
-            self.max_size.saturating_sub(written.len())
-        });
+        let budget = self.max_size.saturating_sub(size);
         for path in least_recently_used_over(others.collect(), budget) {
             match std::fs::remove_file(&path) {
                 Ok(()) => tracing::info!(
