@@ -45,16 +45,10 @@ pub(crate) type WriteBody<'a> = Box<dyn FnOnce(&mut dyn Write) -> Result<(), Api
 impl<'a> Response<'a> {
     /// Serializes `value` as the body of a response with `status`.
     pub(crate) fn json(status: u16, value: &impl Serialize) -> Self {
-        // Serializing our own types into memory cannot fail: they have string keys only and
-        // no fallible `Serialize` impls. A fallback keeps that a logged 500, not a trap.
-        let body = serde_json::to_vec(value).unwrap_or_else(|error| {
-            eprintln!("serializing a response failed: {error}");
-            br#"{"detail":"Internal Server Error"}"#.to_vec()
-        });
         Self {
             status,
             allow: None,
-            body: Body::Full(body),
+            body: Body::Full(task_api_model::json_body(value)),
         }
     }
 

@@ -169,16 +169,10 @@ fn detail(status: u16, detail: impl Serialize) -> Answer {
 }
 
 fn json_answer(status: u16, value: &impl Serialize) -> Answer {
-    // Our own types have string keys and infallible `Serialize` impls, so this cannot fail;
-    // the fallback keeps a bug a 500 rather than a panic.
-    let body = serde_json::to_vec(value).unwrap_or_else(|error| {
-        eprintln!("ERROR: serializing an answer: {error}");
-        br#"{"detail":"Internal Server Error"}"#.to_vec()
-    });
     Answer {
         status,
         allow: None,
-        body,
+        body: task_api_model::json_body(value),
     }
 }
 
