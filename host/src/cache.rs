@@ -53,7 +53,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use crate::component::{Candidate, hex, short};
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
 /// What every entry starts with.
 const MAGIC: &[u8; 16] = b"task-host-cwasm\0";

@@ -14,8 +14,8 @@ use tracing_subscriber::filter::Targets;
 use crate::config::{self, Config};
 use crate::kv::{StoreSpec, StoreTimeouts};
 
-/// Where `serve` listens unless told otherwise.
-pub const DEFAULT_ADDR: &str = "0.0.0.0:8000";
+/// The environment variable of `--addr`, which `healthcheck` reads too.
+pub const ADDR_ENV: &str = "TASK_HOST_ADDR";
 
 /// Serves wasi:http components with a shared, durable wasi:keyvalue store.
 #[derive(Debug, Parser)]
@@ -70,7 +70,7 @@ pub struct ServeArgs {
     pub component: PathBuf,
 
     /// Address to listen on; port 0 picks a free port (the startup line says which).
-    #[arg(long, env = "TASK_HOST_ADDR", default_value = DEFAULT_ADDR)]
+    #[arg(long, env = ADDR_ENV, default_value_t = config::DEFAULT_ADDR)]
     pub addr: SocketAddr,
 
     /// Key-value store: `memory` (volatile), `redb:PATH` (durable; parent directories are
@@ -214,8 +214,8 @@ pub struct HealthcheckArgs {
     pub url: Option<hyper::Uri>,
 
     /// Give up after this long.
-    #[arg(long, env = "TASK_HOST_HEALTHCHECK_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
+    #[arg(long, env = "TASK_HOST_HEALTHCHECK_TIMEOUT", default_value_t = config::DEFAULT_HEALTHCHECK_TIMEOUT.into())]
+    pub timeout: Span,
 }
 
 /// `task-host check`.

@@ -35,7 +35,7 @@ use crate::imports::{HANDLER_EXPORT, Report};
 use crate::instance::{Idle, Instance};
 use crate::kv::Backend;
 use crate::kv::wit::StoreOutage;
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use crate::pool::{Admission, Gate, Shape};
 use crate::request_body::GuestBody;
 use crate::response::RunningGuest;

@@ -3,12 +3,15 @@
 //! [`Config::new`] and change the fields they care about. Every default lives here, and the
 //! CLI shows these values as its own.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kv::{StoreSpec, StoreTimeouts};
 
+/// Where `serve` listens unless told otherwise: every interface, port 8000 (the seed's).
+pub const DEFAULT_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8000);
 /// The component served unless told otherwise (the path in the production image).
 pub const DEFAULT_COMPONENT: &str = "/app/task_api.wasm";
 /// The store opened unless told otherwise.
@@ -39,7 +42,11 @@ pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a drain waits for requests in flight.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
-/// The path a reload candidate must answer with 2xx.
+/// Client connections open at once, if the open-file limit allows that many.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
+/// How long `task-host healthcheck` waits for an answer.
+pub const DEFAULT_HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(3);
+/// The path a reload candidate must answer with 2xx, and `task-host healthcheck` probes.
 pub const DEFAULT_PROBE_PATH: &str = "/health";
 
 /// Where compiled components are kept unless told otherwise: the user's cache directory,

@@ -29,11 +29,10 @@ use rustix::process::{Resource, getrlimit, setrlimit};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+use crate::config::DEFAULT_MAX_CONNECTIONS;
 use crate::handler::Handler;
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
-/// The connection cap when none is configured, if the open-file limit allows it.
-pub(crate) const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
 /// Connections the kernel queues for `accept`, before it clamps this to
 /// `net.core.somaxconn` (4096 by default since Linux 5.4).
 const ACCEPT_BACKLOG: u32 = DEFAULT_MAX_CONNECTIONS;
@@ -73,7 +72,7 @@ pub(crate) fn max_connections(requested: Option<u32>) -> anyhow::Result<u32> {
     fit(requested, limit.current)
 }
 
-/// `requested` connections, or the default, within `open_files` (`None`: unlimited).
+/// `requested` connections, or the default (if the open-file limit allows it), within `open_files` (`None`: unlimited).
 fn fit(requested: Option<u32>, open_files: Option<u64>) -> anyhow::Result<u32> {
     let room = open_files.map_or(u64::from(u32::MAX), |files| {
         files.saturating_sub(RESERVED_FDS)

@@ -12,7 +12,7 @@ use serde_json::json;
 use wasmtime::Trap;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::metrics::{Metrics, Phase};
+use crate::ops::metrics::{Metrics, Phase};
 
 /// Why a request got no answer from the guest.
 #[derive(Debug)]

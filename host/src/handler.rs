@@ -15,7 +15,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::component::{GuestEnv, Slot, Version};
 use crate::failure::Failure;
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use crate::pool::{Capacity, Gate};
 use crate::request_body::{self, BodyError, GuestBody};
 use crate::response::{Exchange, Head, ResponseBody, RunningGuest};

@@ -23,7 +23,7 @@
 //!        │                  ▼                          guest ─► kv::wit::KvView ─► Backend
 //!        │                response::ResponseBody ── cut off on a late failure, access log
 //!        ▼
-//!  signal::Signals ── drain        reload::Reloader ── file watch / SIGHUP
+//!  ops::signal::Signals ── drain        reload::Reloader ── file watch / SIGHUP
 //!                                    ─► Candidate ─► Version::probe ─► Handler::swap
 //! ```
 //!
@@ -45,31 +45,26 @@
 //! - [`kv`]: the wasi:keyvalue host and its backends.
 //! - `healthcheck`: the probe for curl-less images, over [`client`]; [`telemetry`]: logging.
 
-mod admin;
 mod cache;
 pub mod cli;
-pub mod client;
 mod component;
 pub mod config;
 mod connection;
 mod failure;
 mod guest_log;
 mod handler;
-mod healthcheck;
 mod imports;
 mod instance;
 pub mod kv;
 mod limiter;
-mod metrics;
+pub mod ops;
 mod pool;
 mod reload;
 mod request_body;
 mod response;
 mod runtime;
 pub mod server;
-mod signal;
 mod state;
-pub mod telemetry;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -98,7 +93,7 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let signals = signal::Signals::install()?;
+    let signals = ops::signal::Signals::install()?;
     let addr = args.addr;
     let listener = connection::listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let server = server::Server::new(listener, args.into()).await?;
@@ -117,9 +112,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
     let url = match args.url {
         Some(url) => url,
-        None => healthcheck::default_url()?,
+        None => ops::healthcheck::default_url()?,
     };
-    let status = healthcheck::probe(&url, args.timeout).await?;
+    let status = ops::healthcheck::probe(&url, args.timeout.into()).await?;
     anyhow::ensure!(status.is_success(), "{url} answered {status}");
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         log,
         command,
     } = Cli::parse();
-    task_host::telemetry::init(log_format, log);
+    task_host::ops::telemetry::init(log_format, log);
     match task_host::run(command) {
         Ok(code) => code,
         Err(error) => {

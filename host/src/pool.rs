@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use wasmparser::{Instance, Parser, Payload};
 use wasmtime::PoolingAllocationConfig;
 

@@ -17,7 +17,7 @@ use wasmtime::component::Linker;
 use crate::cache::CompileCache;
 use crate::component::{Candidate, short};
 use crate::handler::Handler;
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use crate::state::HostState;
 
 /// How often the component file is looked at.

@@ -25,7 +25,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use std::sync::Arc;
 
 use crate::failure::Failure;
-use crate::metrics::{InFlight, Metrics, Phase};
+use crate::ops::metrics::{InFlight, Metrics, Phase};
 
 /// The guest still running behind a response whose head is out.
 pub(crate) struct RunningGuest {

@@ -13,14 +13,14 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::admin::{self, Health};
 use crate::cache::CompileCache;
 use crate::component::{Candidate, GuestEnv};
 use crate::config::Config;
 use crate::connection::{self, Connections};
 use crate::handler::Handler;
 use crate::kv::{Backend, Instrumented};
-use crate::metrics::Metrics;
+use crate::ops::admin::{self, Health};
+use crate::ops::metrics::Metrics;
 use crate::pool::Capacity;
 use crate::reload::{self, Reloader};
 use crate::runtime;

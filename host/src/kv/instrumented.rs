@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Backend, KeyPage, Pending, Write};
-use crate::metrics::{KvLabels, Metrics};
+use crate::ops::metrics::{KvLabels, Metrics};
 
 /// See the module docs.
 pub(crate) struct Instrumented {

@@ -207,7 +207,7 @@ pub(crate) async fn send_raw(
     let body = Full::new(Bytes::from(
         body.map(|(_, bytes)| bytes).unwrap_or_default(),
     ));
-    let response = task_host::client::send(request.body(body).expect("a valid request"))
+    let response = task_host::ops::client::send(request.body(body).expect("a valid request"))
         .await
         .expect("an HTTP answer");
     let (parts, body) = response.into_parts();

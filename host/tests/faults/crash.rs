@@ -161,12 +161,16 @@ async fn create_until_refused(addr: SocketAddr, round: usize, client: usize) -> 
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
             .expect("a valid request");
-        let response =
-            match tokio::time::timeout(REQUEST_TIMEOUT, task_host::client::send(request)).await {
-                Ok(Ok(response)) => response,
-                // Refused, reset or cut off: the host is gone.
-                Ok(Err(_)) | Err(_) => break,
-            };
+        let response = match tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            task_host::ops::client::send(request),
+        )
+        .await
+        {
+            Ok(Ok(response)) => response,
+            // Refused, reset or cut off: the host is gone.
+            Ok(Err(_)) | Err(_) => break,
+        };
         if !response.status().is_success() {
             load.refused += 1;
             continue;

@@ -46,7 +46,7 @@ pub(crate) async fn send(
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(|error| error.to_string())?;
-    let response = tokio::time::timeout(REQUEST_LIMIT, task_host::client::send(request))
+    let response = tokio::time::timeout(REQUEST_LIMIT, task_host::ops::client::send(request))
         .await
         .map_err(|_| format!("no answer within {}", duration(REQUEST_LIMIT)))?
         .map_err(|error| format!("{error:#}"))?;

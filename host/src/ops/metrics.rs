@@ -1,6 +1,6 @@
 //! What an operator can see from outside: every metric the host keeps, in one registry,
 //! encoded in the Prometheus text format by `prometheus-client` for `GET /metrics` on the
-//! admin listener ([`crate::admin`]).
+//! admin listener ([`crate::ops::admin`]).
 //!
 //! Each server owns one [`Metrics`] and hands it to the parts that count: the connection
 //! loop, the handler and the response body, the reloader, and the key-value backend, which

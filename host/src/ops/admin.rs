@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::kv::Backend;
-use crate::metrics::{self, Metrics};
+use crate::ops::metrics::{self, Metrics};
 
 /// How long the store may take to answer the readiness read.
 pub(crate) const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
