@@ -6,65 +6,45 @@
 //! ## How the pieces fit
 //!
 //! ```text
-//!  cli::ServeArgs ─► config::Config ─► server::Server::new(listener, config)
-//!                                        │ kv::StoreSpec::open ──────────► Arc<dyn kv::Backend>
-//!                                        │ component::Candidate::read ─► pool::Shape
-//!                                        │ runtime::{engine, linker} ──► component::Version
-//!                                        │   (read back by cache::CompileCache from its
-//!                                        │    cache or a precompiled artifact, or compiled)
+//!  cli::ServeArgs ─► config::Config ─► http::server::Server::new(listener, config)
+//!                                        │ kv::StoreSpec::open ───────────────► Arc<dyn kv::Backend>
+//!                                        │ serving::candidate::Candidate::read ► serving::pool::Shape
+//!                                        │ serving::runtime::{engine, linker} ─► serving::version::Version
+//!                                        │   (read back by serving::cache::CompileCache, or compiled)
 //!                                        ▼
-//!  server::Server::run ── accept ─► connection (cap, head timeout, drain) ─► hyper http1
+//!  Server::run ── accept ─► http::connection (cap, head timeout, drain) ─► hyper http1
 //!        │                                                     │
-//!        │                handler::Handler::handle ◄───────────┘  (per request)
-//!        │                  │ Host check, request_body, pool::Gate (slots, queue)
-//!        │                  ▼
-//!        │                component::Version::call ── instance::Instance (idle or new),
-//!        │                  │                          yielding epoch deadline
-//!        │                  ▼                          guest ─► kv::wit::KvView ─► Backend
-//!        │                response::ResponseBody ── cut off on a late failure, access log
+//!        │            http::handler::Handler::handle ◄─────────┘  (per request)
+//!        │              │ Host check, http::request_body
+//!        │              ▼
+//!        │            serving::Serving::call ── pool::Gate, then Version::call: an idle or
+//!        │              │                        new instance, a yielding epoch deadline;
+//!        │              ▼                        guest ─► kv::wit::KvView ─► Backend
+//!        │            http::response::ResponseBody ── cut off on a late failure, access log
 //!        ▼
-//!  ops::signal::Signals ── drain        reload::Reloader ── file watch / SIGHUP
-//!                                    ─► Candidate ─► Version::probe ─► Handler::swap
+//!  ops::signal::Signals ── drain       reload::Reloader ── file watch / SIGHUP
+//!                                        ─► Candidate ─► Serving::probe ─► Serving::swap
 //! ```
 //!
 //! - [`cli`]: flags and environment variables; [`config`]: what `serve` runs with, and
 //!   every default.
-//! - [`server`]: the accept loop and the drain; `connection`: one client connection, the
-//!   connection cap and the head timeout; `signal`: SIGTERM/SIGINT.
-//! - `handler`: one request; `request_body`: the body limit, and draining a refused body so
-//!   the client sees the 413; `response`: the answer's body and its access-log line;
-//!   `failure`: every early failure as a JSON answer.
-//! - `component`: the served component, loaded, identified, swapped, run and probed;
-//!   `instance`: a guest instance, and its reuse for the next request; `reload`: when to
-//!   try a new version; `pool`: how many instances fit, and the gate;
-//!   `cache`: compiled components on disk, the cache's own and those `task-host precompile`
-//!   made ahead of time, verified before wasmtime loads them.
-//! - `runtime`: the engine, the compiler for other targets, and the linker; `imports`: what the host provides, and
-//!   `task-host check`; `state`: the per-request store data; `guest_log`: guest output as
-//!   log lines.
+//! - `http`: the front: the accept loop and the drain, connections, one request's path,
+//!   its body, its answer, and every early failure as a JSON answer.
+//! - `serving`: the served component, in one room: loaded, identified, run, admitted,
+//!   probed and swapped, and the compile cache beside it.
+//! - `reload`: when to try a new version: a changed file, or SIGHUP.
 //! - [`kv`]: the wasi:keyvalue host and its backends.
-//! - `healthcheck`: the probe for curl-less images, over [`client`]; [`telemetry`]: logging.
+//! - [`ops`]: the admin listener, metrics, logging, signals and `task-host healthcheck`.
 
-mod cache;
 pub mod cli;
-mod component;
 pub mod config;
-mod connection;
-mod failure;
-mod guest_log;
-mod handler;
-mod imports;
-mod instance;
+mod http;
 pub mod kv;
-mod limiter;
 pub mod ops;
-mod pool;
 mod reload;
-mod request_body;
-mod response;
-mod runtime;
-pub mod server;
-mod state;
+mod serving;
+
+pub use http::server::Server;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -72,6 +52,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::cli::{CheckArgs, Command, EchoArgs, HealthcheckArgs, PrecompileArgs, ServeArgs};
+use crate::serving::cache::precompiled;
+use crate::serving::candidate::Candidate;
+use crate::serving::imports::Report;
+use crate::serving::pool::{Capacity, Shape};
+use crate::serving::runtime;
 
 /// Runs one subcommand to completion.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -95,8 +80,9 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let signals = ops::signal::Signals::install()?;
     let addr = args.addr;
-    let listener = connection::listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
-    let server = server::Server::new(listener, args.into()).await?;
+    let listener =
+        http::connection::listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let server = Server::new(listener, args.into()).await?;
     let addr = server.local_addr()?;
     // The one startup line on stdout; tests and scripts parse it for the real port.
     let mut stdout = std::io::stdout().lock();
@@ -120,13 +106,13 @@ async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let candidate = component::Candidate::read(&args.file)?;
+    let candidate = Candidate::read(&args.file)?;
     // The serving engine's configuration, for one instance: what compiles and links here
     // compiles and links in `serve`.
-    let engine = runtime::engine(pool::Capacity::new(1, candidate.shape))?;
+    let engine = runtime::engine(Capacity::new(1, candidate.shape))?;
     let compiled = candidate.compile(&engine)?;
-    print!("{}", imports::Report::of(&engine, &compiled).render());
-    let pool::Shape {
+    print!("{}", Report::of(&engine, &compiled).render());
+    let Shape {
         core_instances,
         memories,
         tables,
@@ -148,9 +134,11 @@ fn precompile(args: &PrecompileArgs) -> anyhow::Result<ExitCode> {
             std::env::consts::OS
         )
     });
-    let candidate = component::Candidate::read(&args.file)?;
+    let arch = target.split('-').next().unwrap_or_default();
+    let candidate = Candidate::read(&args.file)?;
     let compiler = runtime::compiler(&target)?;
-    let path = cache::precompile(&compiler, &target, &candidate, &args.out_dir)?;
+    let artifact = candidate.precompile(&compiler)?;
+    let path = precompiled::write(&args.out_dir, arch, &candidate.digest, &artifact)?;
     println!("{}", path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -14,11 +14,12 @@ use anyhow::{Context as _, bail};
 use tokio::signal::unix::Signal;
 use wasmtime::component::Linker;
 
-use crate::cache::CompileCache;
-use crate::component::{Candidate, short};
-use crate::handler::Handler;
 use crate::ops::metrics::Metrics;
-use crate::state::HostState;
+use crate::serving::Serving;
+use crate::serving::cache::CompileCache;
+use crate::serving::candidate::Candidate;
+use crate::serving::digest::short;
+use crate::serving::host_state::HostState;
 
 /// How often the component file is looked at.
 const POLL: Duration = Duration::from_millis(100);
@@ -26,7 +27,7 @@ const POLL: Duration = Duration::from_millis(100);
 /// file is never compiled.
 const SETTLE: Duration = Duration::from_millis(200);
 
-/// Reloads one component path into one handler.
+/// Reloads one component path into the served component.
 pub(crate) struct Reloader {
     /// The file as it was when the served version was read; a change from it is a reload.
     loaded_from: Option<Fingerprint>,
@@ -36,12 +37,12 @@ pub(crate) struct Reloader {
     cache: Arc<CompileCache>,
     path: PathBuf,
     probe_path: String,
-    handler: Arc<Handler>,
+    serving: Arc<Serving>,
     metrics: Arc<Metrics>,
 }
 
 impl Reloader {
-    /// A reloader for the component at `path`, served by `handler`. `loaded_from` must be
+    /// A reloader for the component at `path`, served by `serving`. `loaded_from` must be
     /// taken before the served bytes were read, so that no replacement can slip in between.
     pub(crate) fn new(
         loaded_from: Option<Fingerprint>,
@@ -49,7 +50,7 @@ impl Reloader {
         cache: Arc<CompileCache>,
         path: PathBuf,
         probe_path: String,
-        handler: Arc<Handler>,
+        serving: Arc<Serving>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -58,7 +59,7 @@ impl Reloader {
             cache,
             path,
             probe_path,
-            handler,
+            serving,
             metrics,
         }
     }
@@ -99,7 +100,7 @@ impl Reloader {
         let candidate = tokio::task::spawn_blocking(move || Candidate::read(&path))
             .await
             .context("the read task failed")??;
-        if candidate.digest == self.handler.digest() {
+        if candidate.digest == self.serving.digest() {
             return Ok(None);
         }
         let linker = Arc::clone(&self.linker);
@@ -108,7 +109,7 @@ impl Reloader {
         let version = tokio::task::spawn_blocking(move || candidate.load(&linker, &cache))
             .await
             .context("the compile task failed")??;
-        match self.handler.probe(&version, &self.probe_path).await {
+        match self.serving.probe(&version, &self.probe_path).await {
             Ok(status) if status.is_success() => {}
             Ok(status) => bail!(
                 "the candidate answered GET {} with {status}",
@@ -119,7 +120,7 @@ impl Reloader {
         let validated = started.elapsed();
         let switch = Instant::now();
         let new = version.digest.clone();
-        let old = self.handler.swap(version);
+        let old = self.serving.swap(version);
         Ok(Some(Swap {
             old: old.digest.clone(),
             new,

@@ -15,9 +15,9 @@ use hyper::header::{CONTENT_TYPE, HeaderMap};
 use hyper::{Method, Request};
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::Value;
+use task_host::Server;
 use task_host::config::Config;
 use task_host::kv::StoreSpec;
-use task_host::server::Server;
 use tempfile::TempDir;
 use test_support::{Components, ServerChild};
 

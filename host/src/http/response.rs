@@ -10,32 +10,19 @@
 //! chunk, and the client sees the response was cut short.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::CONTENT_LENGTH;
 use hyper::{Method, Response};
-use tokio::task::JoinHandle;
-use tokio::time::Sleep;
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use std::sync::Arc;
-
-use crate::failure::Failure;
 use crate::ops::metrics::{InFlight, Metrics, Phase};
-
-/// The guest still running behind a response whose head is out.
-pub(crate) struct RunningGuest {
-    /// The task running the guest's `handle`.
-    pub(crate) task: JoinHandle<wasmtime::Result<()>>,
-    /// When the request's deadline passes.
-    pub(crate) deadline: Pin<Box<Sleep>>,
-    /// The request timeout, for the log.
-    pub(crate) timeout: Duration,
-}
+use crate::serving::guest::{GuestFailure, RunningGuest};
 
 /// What one request was, for its access-log line and its metrics.
 #[derive(Debug)]
@@ -152,16 +139,16 @@ impl ResponseBody {
     fn abort(
         &mut self,
         cx: &mut Context<'_>,
-        failure: &Failure,
+        failure: &GuestFailure,
     ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
         self.ending = Ending::Aborted;
         if let Some(guest) = self.guest.take() {
-            guest.task.abort();
+            guest.abort();
         }
         let reason = failure.describe();
-        if let Some(kind) = failure.guest_kind() {
-            self.exchange.metrics.guest_failed(kind, Phase::AfterHead);
-        }
+        self.exchange
+            .metrics
+            .guest_failed(failure.kind(), Phase::AfterHead);
         tracing::error!(
             request_id = self.exchange.request_id,
             "guest failed after the response head: {reason}; the response was cut off"
@@ -181,19 +168,14 @@ impl ResponseBody {
             self.ending = Ending::Complete;
             return Poll::Ready(None);
         };
-        let timeout = guest.timeout;
-        let outcome = ready!(Pin::new(&mut guest.task).poll(cx));
+        let outcome = ready!(guest.poll_end(cx));
         self.guest = None;
         match outcome {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 self.ending = Ending::Complete;
                 Poll::Ready(None)
             }
-            Ok(Err(error)) => self.abort(cx, &Failure::of_guest(error, timeout)),
-            Err(join) => self.abort(
-                cx,
-                &Failure::Guest(wasmtime::format_err!("the guest task failed: {join}")),
-            ),
+            Err(failure) => self.abort(cx, &failure),
         }
     }
 }
@@ -214,10 +196,9 @@ impl Body for ResponseBody {
             return Poll::Ready(None);
         }
         if let Some(guest) = this.guest.as_mut()
-            && guest.deadline.as_mut().poll(cx).is_ready()
+            && let Poll::Ready(timeout) = guest.poll_deadline(cx)
         {
-            let timeout = guest.timeout;
-            return this.abort(cx, &Failure::Timeout(timeout));
+            return this.abort(cx, &timeout);
         }
         match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
             Some(Ok(frame)) => {
@@ -226,9 +207,7 @@ impl Body for ResponseBody {
             }
             Some(Err(code)) => this.abort(
                 cx,
-                &Failure::Guest(wasmtime::format_err!(
-                    "the guest aborted its body: {code:?}"
-                )),
+                &GuestFailure::fault(format_args!("the guest aborted its body: {code:?}")),
             ),
             None => this.poll_guest_end(cx),
         }
@@ -252,7 +231,7 @@ impl Drop for ResponseBody {
     fn drop(&mut self) {
         // A client that went away mid-body leaves the guest with no one to write for.
         if let Some(guest) = self.guest.take() {
-            guest.task.abort();
+            guest.abort();
         }
         let body = match self.ending {
             Ending::Complete => "complete",

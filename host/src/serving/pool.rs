@@ -24,9 +24,10 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::ops::metrics::Metrics;
 use wasmparser::{Instance, Parser, Payload};
 use wasmtime::PoolingAllocationConfig;
+
+use crate::ops::metrics::Metrics;
 
 /// What one instance of a component takes from the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

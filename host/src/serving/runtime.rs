@@ -8,9 +8,9 @@ use wasmtime::component::Linker;
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Result};
 
+use super::host_state::HostState;
+use super::pool::Capacity;
 use crate::kv;
-use crate::pool::Capacity;
-use crate::state::HostState;
 
 /// How often the epoch advances. A guest yields to other tasks once per tick and overruns
 /// its deadline by at most one.

@@ -10,27 +10,12 @@
 //! `Connection: close`. A client that sent `Expect: 100-continue` is not affected: once the
 //! 413 is out, hyper never sends it the 100, so it gets the refusal at once and sends nothing.
 
-use std::convert::Infallible;
-
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use hyper::HeaderMap;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
 use task_api_limits::{DRAIN_BYTES, DRAIN_TIME};
-
-/// The request body handed to the guest: already fully read.
-pub(crate) type GuestBody =
-    http_body_util::combinators::MapErr<Full<Bytes>, fn(Infallible) -> wasmtime_wasi_http::Error>;
-
-/// `bytes` as the body a guest reads.
-pub(crate) fn guest_body(bytes: Bytes) -> GuestBody {
-    Full::new(bytes).map_err(never as fn(Infallible) -> wasmtime_wasi_http::Error)
-}
-
-fn never(never: Infallible) -> wasmtime_wasi_http::Error {
-    match never {}
-}
 
 /// Why a body was not read.
 #[derive(Debug)]

@@ -1,6 +1,8 @@
 //! The accept loop: each connection served by [`connection`] over [`Handler`], the component
 //! watcher and SIGHUP reloads ([`Reloader`]), and a graceful drain that stops accepting,
-//! lets answers in progress finish within the shutdown timeout, then returns.
+//! lets answers in progress finish within the shutdown timeout, then returns. [`Server::new`]
+//! is where the pieces are built from a [`Config`]: the store, the engine and cache, the
+//! served component ([`Serving`]), and the front that serves it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,17 +15,19 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::cache::CompileCache;
-use crate::component::{Candidate, GuestEnv};
+use super::connection::{self, Connections};
+use super::handler::Handler;
 use crate::config::Config;
-use crate::connection::{self, Connections};
-use crate::handler::Handler;
 use crate::kv::{Backend, Instrumented};
 use crate::ops::admin::{self, Health};
 use crate::ops::metrics::Metrics;
-use crate::pool::Capacity;
 use crate::reload::{self, Reloader};
-use crate::runtime;
+use crate::serving::Serving;
+use crate::serving::cache::CompileCache;
+use crate::serving::candidate::Candidate;
+use crate::serving::instance::GuestEnv;
+use crate::serving::pool::Capacity;
+use crate::serving::runtime;
 
 /// A bound, ready server.
 pub struct Server {
@@ -85,21 +89,27 @@ impl Server {
             instance_reuse: config.instance_reuse,
             metrics: Arc::clone(&metrics),
         };
-        let handler = Arc::new(Handler::new(
+        let serving = Arc::new(Serving::new(
             version,
             env,
             capacity,
             config.queue_timeout,
-            HeaderValue::from_str(&bound.to_string()).context("naming the bound address")?,
             Arc::clone(&metrics),
         ));
-        metrics.serving(&handler.digest());
+        let handler = Arc::new(Handler::new(
+            Arc::clone(&serving),
+            HeaderValue::from_str(&bound.to_string()).context("naming the bound address")?,
+            config.max_body,
+            config.request_timeout,
+            Arc::clone(&metrics),
+        ));
+        metrics.serving(&serving.digest());
         tracing::info!(
             component = %config.component.display(),
-            sha256 = %handler.digest(),
+            sha256 = %serving.digest(),
             store = %config.store,
             watch = config.watch,
-            instance_slots = handler.instance_slots(),
+            instance_slots = serving.instance_slots(),
             core_instances_per_request = shape.core_instances,
             instance_reuse = config.instance_reuse,
             max_connections,
@@ -118,7 +128,7 @@ impl Server {
             cache,
             config.component,
             config.probe_path,
-            Arc::clone(&handler),
+            serving,
             Arc::clone(&metrics),
         );
         Ok(Self {

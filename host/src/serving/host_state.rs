@@ -1,7 +1,7 @@
 //! `HostState`, the data of one instance's `wasmtime::Store`: WASI, wasi:http and
 //! wasi:keyvalue contexts over a single resource table, the current request's `list-keys`
-//! cursors, and the [`Limiter`]. An instance may serve several requests one after another;
-//! [`HostState::begin`] starts each.
+//! cursors, the [`Limiter`], and the outgoing-HTTP policy ([`DenyOutgoing`]). An instance
+//! may serve several requests one after another; [`HostState::begin`] starts each.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,16 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use task_api_limits::MAX_BODY_ENV;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{
-    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
-    WasiHttpView,
-};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::guest_log::GuestOutput;
+use super::guest_log::GuestOutput;
+use super::limiter::Limiter;
+use super::outgoing::DenyOutgoing;
 use crate::kv::Backend;
 use crate::kv::cursor::Cursors;
 use crate::kv::wit::{KvView, StoreOutage};
-use crate::limiter::Limiter;
 
 /// Store data for one instance.
 pub(crate) struct HostState {
@@ -98,30 +96,3 @@ impl WasiHttpView for HostState {
         }
     }
 }
-
-/// `wasi:http/outgoing-handler`, as this host implements it: every request is refused with
-/// `HTTP-request-denied`. Guests get no network; the interface is linked so that components
-/// importing it (as wasi:http/proxy ones may) still load.
-#[derive(Debug, Default)]
-pub(crate) struct DenyOutgoing;
-
-impl WasiHttpHooks for DenyOutgoing {
-    fn send_request(
-        &mut self,
-        request: hyper::Request<WasiBody>,
-        _options: Option<RequestOptions>,
-        _sent: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ) -> Box<dyn Future<Output = OutgoingResult> + Send> {
-        tracing::info!(uri = %request.uri(), "outgoing HTTP request denied");
-        Box::new(std::future::ready(Err(HttpError::HttpRequestDenied)))
-    }
-}
-
-/// What [`WasiHttpHooks::send_request`] resolves to.
-type OutgoingResult = Result<
-    (
-        hyper::Response<WasiBody>,
-        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ),
-    HttpError,
->;

@@ -29,8 +29,8 @@ use rustix::process::{Resource, getrlimit, setrlimit};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+use super::handler::Handler;
 use crate::config::DEFAULT_MAX_CONNECTIONS;
-use crate::handler::Handler;
 use crate::ops::metrics::Metrics;
 
 /// Connections the kernel queues for `accept`, before it clamps this to

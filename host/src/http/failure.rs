@@ -9,10 +9,10 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use serde_json::json;
-use wasmtime::Trap;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::ops::metrics::{Metrics, Phase};
+use crate::serving::guest::GuestFailure;
 
 /// Why a request got no answer from the guest.
 #[derive(Debug)]
@@ -25,56 +25,19 @@ pub(crate) enum Failure {
     BadBody(String),
     /// The body did not arrive within the request timeout: 408, and the guest never ran.
     SlowBody(Duration),
-    /// The guest missed its deadline: 504.
-    Timeout(Duration),
-    /// No instance slot freed up within the queue timeout: 503.
-    Busy,
-    /// The store was unavailable, and the guest failed or answered 5xx: 503.
-    StoreUnavailable,
-    /// The guest ran into `--max-memory`: 500.
-    MemoryLimit(wasmtime::Error),
-    /// The guest trapped, or answered with an error instead of a response: 500.
-    Guest(wasmtime::Error),
+    /// The guest ran, or waited for a slot, and gave no answer.
+    Guest(GuestFailure),
 }
 
-/// Marks a guest error that followed a refused memory growth.
-#[derive(Debug)]
-pub(crate) struct MemoryRefused;
-
-impl std::fmt::Display for MemoryRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the guest hit --max-memory")
+impl From<GuestFailure> for Failure {
+    fn from(failure: GuestFailure) -> Self {
+        Self::Guest(failure)
     }
 }
-
-impl std::error::Error for MemoryRefused {}
 
 impl Failure {
-    /// What a guest task's error means: a deadline, a full pool, or a fault of the guest.
-    pub(crate) fn of_guest(error: wasmtime::Error, timeout: Duration) -> Self {
-        match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => Self::Timeout(timeout),
-            _ if error.is::<wasmtime::PoolConcurrencyLimitError>() => Self::Busy,
-            _ if error.is::<MemoryRefused>() => Self::MemoryLimit(error),
-            _ => Self::Guest(error),
-        }
-    }
-
-    /// The kind of guest failure, as metrics label it; `None` for the client's failures.
-    pub(crate) fn guest_kind(&self) -> Option<&'static str> {
-        match self {
-            Self::Timeout(_) => Some("timeout"),
-            Self::Busy => Some("busy"),
-            Self::StoreUnavailable => Some("store_unavailable"),
-            Self::MemoryLimit(_) => Some("memory_limit"),
-            Self::Guest(error) if error.is::<Trap>() => Some("trap"),
-            Self::Guest(_) => Some("error"),
-            Self::BadHost | Self::TooLarge(_) | Self::BadBody(_) | Self::SlowBody(_) => None,
-        }
-    }
-
-    /// One line saying what went wrong: the trap code rather than the wasm backtrace.
-    pub(crate) fn describe(&self) -> String {
+    /// One line saying what went wrong.
+    fn describe(&self) -> String {
         match self {
             Self::BadHost => "an HTTP/1.1 request without a valid Host header".to_owned(),
             Self::TooLarge(limit) => format!("request body over {limit} bytes"),
@@ -83,15 +46,7 @@ impl Failure {
                 "request body not received within {}",
                 humantime::format_duration(*timeout)
             ),
-            Self::Timeout(timeout) => format!(
-                "no complete response within {}",
-                humantime::format_duration(*timeout)
-            ),
-            Self::Busy => "every instance slot is busy".to_owned(),
-            Self::StoreUnavailable => "the store is unavailable".to_owned(),
-            Self::MemoryLimit(error) | Self::Guest(error) => error
-                .downcast_ref::<Trap>()
-                .map_or_else(|| format!("{error:#}"), Trap::to_string),
+            Self::Guest(failure) => failure.describe(),
         }
     }
 
@@ -102,9 +57,6 @@ impl Failure {
         metrics: &Metrics,
     ) -> Response<HyperOutgoingBody> {
         let reason = self.describe();
-        if let Some(kind) = self.guest_kind() {
-            metrics.guest_failed(kind, Phase::BeforeHead);
-        }
         match self {
             Self::BadHost => {
                 tracing::info!(request_id, "{reason}");
@@ -138,30 +90,44 @@ impl Failure {
                     ),
                 ))
             }
-            Self::Timeout(_) => {
-                tracing::warn!(request_id, "guest interrupted: {reason}");
-                json_response(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout")
+            Self::Guest(failure) => {
+                metrics.guest_failed(failure.kind(), Phase::BeforeHead);
+                guest_response(failure, request_id, &reason)
             }
-            Self::Busy => {
-                tracing::warn!(request_id, "{reason}");
-                retry_soon(json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Service Unavailable",
-                ))
-            }
-            Self::StoreUnavailable => {
-                tracing::warn!(request_id, "{reason}: answered 503 for the guest");
-                retry_soon(json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Store unavailable",
-                ))
-            }
-            Self::MemoryLimit(error) | Self::Guest(error) => {
-                // The trap code is the one-line story; the wasm backtrace is for debugging.
-                tracing::error!(request_id, "guest failed: {reason}");
-                tracing::debug!(request_id, "guest failure detail: {error:?}");
-                json_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-            }
+        }
+    }
+}
+
+/// The answer for a guest that gave none, logged as `reason`.
+fn guest_response(
+    failure: GuestFailure,
+    request_id: u64,
+    reason: &str,
+) -> Response<HyperOutgoingBody> {
+    match failure {
+        GuestFailure::Timeout(_) => {
+            tracing::warn!(request_id, "guest interrupted: {reason}");
+            json_response(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout")
+        }
+        GuestFailure::Busy => {
+            tracing::warn!(request_id, "{reason}");
+            retry_soon(json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+            ))
+        }
+        GuestFailure::StoreUnavailable => {
+            tracing::warn!(request_id, "{reason}: answered 503 for the guest");
+            retry_soon(json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Store unavailable",
+            ))
+        }
+        GuestFailure::MemoryLimit(error) | GuestFailure::Fault(error) => {
+            // The trap code is the one-line story; the wasm backtrace is for debugging.
+            tracing::error!(request_id, "guest failed: {reason}");
+            tracing::debug!(request_id, "guest failure detail: {error:?}");
+            json_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
     }
 }

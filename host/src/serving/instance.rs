@@ -17,6 +17,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use wasmtime::component::Resource;
@@ -24,9 +25,29 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::http::types::{IncomingRequest, ResponseOutparam};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 
-use crate::component::GuestEnv;
+use super::host_state::HostState;
+use crate::kv::Backend;
 use crate::kv::wit::StoreOutage;
-use crate::state::HostState;
+use crate::ops::metrics::Metrics;
+
+/// What every guest instance runs with.
+#[derive(Clone)]
+pub(crate) struct GuestEnv {
+    /// The key-value store every request shares.
+    pub(crate) kv: Arc<dyn Backend>,
+    /// The deadline for a guest's whole answer, head and body, from its start.
+    pub(crate) request_timeout: Duration,
+    /// The cap on each of an instance's linear memories, in bytes.
+    pub(crate) max_memory: usize,
+    /// The largest request body, in bytes: the host refuses larger ones, and tells the
+    /// guest so that it refuses the same.
+    pub(crate) max_body: usize,
+    /// How many requests one instance serves, one after another; 1 is a fresh instance
+    /// for every request.
+    pub(crate) instance_reuse: u32,
+    /// Where each request's instance is counted: new, or reused.
+    pub(crate) metrics: Arc<Metrics>,
+}
 
 /// A store, and the component instantiated in it once its first request runs.
 pub(crate) struct Instance {

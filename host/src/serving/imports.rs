@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// The interfaces the linker in [`crate::runtime`] provides, with the version implemented.
+/// The interfaces the linker in [`super::runtime`] provides, with the version implemented.
 /// WASI 0.2 interfaces satisfy any 0.2.x import; pre-release versions only match exactly.
 /// The linker cannot list what it holds, so a test ties the two together: a component that
 /// imports every interface of the worlds the linker implements must link, and this list must
@@ -160,7 +160,7 @@ mod tests {
         assert!(is_provided("wasi:io/streams@0.2.99"));
     }
 
-    /// The worlds whose imports [`crate::runtime::linker`] provides, from our vendored WIT.
+    /// The worlds whose imports [`super::runtime::linker`] provides, from our vendored WIT.
     const LINKED_WORLDS: &[&str] = &[
         "wasi:cli/imports@0.2.12",
         "wasi:http/proxy@0.2.12",
@@ -187,13 +187,14 @@ mod tests {
 
     #[test]
     fn provided_names_exactly_what_the_linker_provides() -> anyhow::Result<()> {
-        let shape = crate::pool::Shape {
+        let shape = crate::serving::pool::Shape {
             core_instances: 8,
             memories: 2,
             tables: 4,
         };
-        let engine = crate::runtime::engine(crate::pool::Capacity::new(1, shape))?;
-        let linker = crate::runtime::linker(&engine)?;
+        let engine =
+            crate::serving::runtime::engine(crate::serving::pool::Capacity::new(1, shape))?;
+        let linker = crate::serving::runtime::linker(&engine)?;
         let mut imported = std::collections::BTreeSet::new();
         for world in LINKED_WORLDS {
             let component = Component::new(&engine, importing_all_of(world)?)?;

@@ -1,0 +1,131 @@
+//! One HTTP request, start to finish: check the head, read the body within its limits, hand
+//! the request to the served component ([`Serving`]), and pass its answer on as a
+//! [`ResponseBody`], or turn the failure into a JSON answer ([`Failure`]).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::header::{HOST, HeaderValue};
+use hyper::{Request, Response, Version as HttpVersion};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use super::failure::Failure;
+use super::request_body::{self, BodyError};
+use super::response::{Exchange, Head, ResponseBody};
+use crate::ops::metrics::Metrics;
+use crate::serving::Serving;
+use crate::serving::guest::RunningGuest;
+
+/// The HTTP front of the served component: every request's head and body are checked here
+/// before [`Serving`] runs the guest on them.
+pub(crate) struct Handler {
+    serving: Arc<Serving>,
+    /// The authority given to HTTP/1.0 requests that name none: the address served.
+    authority: HeaderValue,
+    /// The largest request body, in bytes.
+    max_body: usize,
+    /// How long a request body may take to arrive.
+    body_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Handler {
+    /// A front for `serving` that reads bodies of up to `max_body` bytes within
+    /// `body_timeout`.
+    pub(crate) fn new(
+        serving: Arc<Serving>,
+        authority: HeaderValue,
+        max_body: usize,
+        body_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            serving,
+            authority,
+            max_body,
+            body_timeout,
+            metrics,
+        }
+    }
+
+    /// Answers `request`, always with a response. Its access-log line is written when the
+    /// body is over.
+    pub(crate) async fn handle(
+        &self,
+        request: Request<Incoming>,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        let exchange = Exchange {
+            _in_flight: self.metrics.request_started(),
+            metrics: Arc::clone(&self.metrics),
+            request_id: self.serving.next_request_id(),
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+            started: Instant::now(),
+        };
+        let request_id = exchange.request_id;
+        let mut response = match self.run_guest(request_id, request).await {
+            Ok((response, guest)) => {
+                let head = Head::of(&response);
+                response.map(|body| ResponseBody::streamed(body, guest, exchange, head))
+            }
+            Err(failure) => {
+                let response = failure.into_response(request_id, &self.metrics);
+                let head = Head::of(&response);
+                response.map(|body| ResponseBody::host(body, exchange, head))
+            }
+        };
+        response
+            .headers_mut()
+            .insert("x-request-id", HeaderValue::from(request_id));
+        Ok(response)
+    }
+
+    async fn run_guest(
+        &self,
+        request_id: u64,
+        mut request: Request<Incoming>,
+    ) -> Result<(Response<HyperOutgoingBody>, RunningGuest), Failure> {
+        self.check_host(&mut request)?;
+        // A client that trickles its body would otherwise hold the connection and its buffer
+        // forever; the guest's own deadline starts only once the body is in.
+        let timeout = self.body_timeout;
+        let request = tokio::time::timeout(timeout, self.read_body(request))
+            .await
+            .map_err(|_| Failure::SlowBody(timeout))??;
+        Ok(self.serving.call(request_id, request).await?)
+    }
+
+    /// wasi:http gives every request an authority. HTTP/1.1 requires `Host`, so a request
+    /// without one (or with one that is not text) is the client's error; HTTP/1.0 predates
+    /// `Host`, and such a request is taken to name the address served.
+    fn check_host(&self, request: &mut Request<Incoming>) -> Result<(), Failure> {
+        if request.uri().authority().is_some() {
+            return Ok(());
+        }
+        match request.headers().get(HOST) {
+            Some(host) if !host.is_empty() && host.to_str().is_ok() => Ok(()),
+            None if request.version() <= HttpVersion::HTTP_10 => {
+                request.headers_mut().insert(HOST, self.authority.clone());
+                Ok(())
+            }
+            _ => Err(Failure::BadHost),
+        }
+    }
+
+    /// Reads the whole body within the limit, for a guest that expects it all at once.
+    async fn read_body(
+        &self,
+        request: Request<Incoming>,
+    ) -> Result<Request<bytes::Bytes>, Failure> {
+        let (parts, body) = request.into_parts();
+        let bytes = request_body::read(&parts.headers, body, self.max_body)
+            .await
+            .map_err(|error| match error {
+                BodyError::TooLarge(limit) => Failure::TooLarge(limit),
+                BodyError::Unreadable(error) => Failure::BadBody(error.to_string()),
+            })?;
+        Ok(Request::from_parts(parts, bytes))
+    }
+}
