@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Backend, KeyPage, Pending, Write};
+use super::backend::{Backend, KeyPage};
+use super::write::{Pending, Write};
 use crate::ops::metrics::{KvLabels, Metrics};
 
 /// See the module docs.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::{Backend, KeyPage, LIST_PAGE_SIZE, add_to_counter, ordered_page};
+use super::backend::{Backend, KeyPage, LIST_PAGE_SIZE, add_to_counter, ordered_page};
 
 /// One bucket: keys in order, so a listing continues after the last key it returned.
 type Keys = BTreeMap<String, Vec<u8>>;

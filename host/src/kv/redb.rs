@@ -8,6 +8,7 @@
 //! `kill -9` and power loss, and a request that reads after writing sees its write.
 
 mod reopen;
+mod table;
 mod writer;
 
 use std::ops::Bound;
@@ -15,15 +16,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase};
 
 use self::reopen::{Opener, Reopenable};
+use self::table::ENTRIES;
 use self::writer::Writer;
-use super::{Backend, BatchObserver, KeyPage, LIST_PAGE_SIZE, Pending, Write, ordered_page};
-
-/// All buckets share one table keyed by (bucket, key): a bucket is then a contiguous range,
-/// and named buckets need no schema changes.
-const ENTRIES: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::new("entries");
+use super::backend::{Backend, BatchObserver, KeyPage, LIST_PAGE_SIZE, ordered_page};
+use super::write::{Pending, Write};
 
 /// See the module docs.
 pub(crate) struct RedbBackend {

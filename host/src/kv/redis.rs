@@ -40,7 +40,7 @@ use redis::{AsyncCommands as _, ConnectionAddr, IntoConnectionInfo as _, RedisEr
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::time::Instant;
 
-use super::{Backend, KeyPage, LIST_PAGE_SIZE, Unavailable};
+use super::backend::{Backend, KeyPage, LIST_PAGE_SIZE, Unavailable};
 
 /// At startup, the pause between attempts to reach Redis.
 const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(250);

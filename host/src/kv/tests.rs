@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 
 use test_support::RedisServer;
 
+use super::backend::{Backend, KeyPage, LIST_PAGE_SIZE, Unavailable};
 use super::memory::MemoryBackend;
 use super::redb::RedbBackend;
-use super::{Backend, KeyPage, LIST_PAGE_SIZE, StoreSpec, StoreTimeouts, Unavailable, Write};
+use super::spec::{StoreSpec, StoreTimeouts};
+use super::write::Write;
 
 /// What a backend needs kept alive beside it, dropped after it.
 type Kept = Box<dyn Any>;

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
 
+use super::backend::{Backend, Unavailable};
 use super::cursor::{Cursors, MAX_LIVE};
-use super::{Backend, Unavailable, Write};
+use super::write::Write;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -296,7 +297,7 @@ impl batch::Host for KvView<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::LIST_PAGE_SIZE;
+    use super::super::backend::LIST_PAGE_SIZE;
     use super::super::memory::MemoryBackend;
     use super::*;
     use store::{Host as _, HostBucket as _};

@@ -1,11 +1,9 @@
-//! A write as a value: what [`Backend::write`] takes, so that a write can travel to where it
+//! A write as a value: what [`super::Backend::write`] takes, so that a write can travel to where it
 //! is committed (redb's writer thread) and its caller can await the commit without holding
 //! a thread.
 
 use std::future::Future;
 use std::pin::Pin;
-
-use super::Backend;
 
 /// One write to one bucket: a `wasi:keyvalue` function that changes the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,21 +59,6 @@ impl Write {
                 .map(|(key, value)| key.len() + value.len())
                 .sum(),
             Self::DeleteMany(keys) => keys.iter().map(String::len).sum(),
-        }
-    }
-
-    /// Applies the write to `bucket` with `backend`'s blocking methods.
-    pub(crate) fn apply_blocking<B: Backend + ?Sized>(
-        &self,
-        backend: &B,
-        bucket: &str,
-    ) -> anyhow::Result<u64> {
-        match self {
-            Self::Set { key, value } => backend.set(bucket, key, value).map(|()| 0),
-            Self::Delete { key } => backend.delete(bucket, key).map(|()| 0),
-            Self::Increment { key, delta } => backend.increment(bucket, key, *delta),
-            Self::SetMany(entries) => backend.set_many(bucket, entries).map(|()| 0),
-            Self::DeleteMany(keys) => backend.delete_many(bucket, keys).map(|()| 0),
         }
     }
 }

@@ -12,8 +12,9 @@ use redb::StorageBackend;
 use redb::backends::InMemoryBackend;
 
 use super::RedbBackend;
+use crate::kv::backend::{Backend as _, LIST_PAGE_SIZE};
 use crate::kv::tests::redb_at;
-use crate::kv::{Backend as _, LIST_PAGE_SIZE, Write};
+use crate::kv::write::Write;
 
 /// How long a test waits for the writer to reach a state before it fails.
 const PATIENCE: Duration = Duration::from_secs(20);

@@ -30,8 +30,9 @@ use redb::{Database, Durability, ReadableTable as _, Table};
 use super::reopen::Reopenable;
 use tokio::sync::{mpsc, oneshot};
 
-use super::ENTRIES;
-use crate::kv::{BatchObserver, Pending, Write, add_to_counter};
+use super::table::ENTRIES;
+use crate::kv::backend::{BatchObserver, add_to_counter};
+use crate::kv::write::{Pending, Write};
 
 /// Writes waiting for the writer, at most; a caller past this waits to send.
 const QUEUE: usize = 1024;
