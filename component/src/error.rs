@@ -1,6 +1,7 @@
 //! The component's one error type and the one place that renders errors as responses.
 
 use serde::Serialize;
+use task_api_limits::too_large_detail;
 
 use crate::message::Response;
 use crate::store::StoreError;
@@ -63,9 +64,7 @@ impl ApiError {
             },
             Self::TaskNotFound => detail(404, "Task not found"),
             Self::Validation(errors) => detail(422, errors),
-            Self::PayloadTooLarge { limit } => {
-                detail(413, format!("Request body is larger than {limit} bytes"))
-            }
+            Self::PayloadTooLarge { limit } => detail(413, too_large_detail(limit).to_string()),
             Self::BadRequest(reason) => detail(400, reason),
             Self::Internal(reason) => {
                 eprintln!("ERROR: {reason}");

@@ -16,6 +16,8 @@
 
 use std::io::Write;
 
+use task_api_limits::DEFAULT_MAX_MEMORY;
+
 use crate::error::ApiError;
 use crate::store::Store;
 use crate::task::Task;
@@ -23,9 +25,9 @@ use crate::task::Task;
 /// The counter behind task ids.
 pub(crate) const NEXT_ID_KEY: &str = "next-task-id";
 const TASK_PREFIX: &str = "task/";
-/// Most bytes of task JSON one listing batch may hold: half the default `--max-memory` of
-/// task-host (64 MiB).
-const BATCH_BYTES: usize = 32 << 20;
+/// Most bytes of task JSON one listing batch may hold: half of a guest's memory under
+/// task-host's default cap, leaving the other half for the ids and the rest of the request.
+const BATCH_BYTES: usize = DEFAULT_MAX_MEMORY / 2;
 /// A host that keeps answering with a cursor is cut off after this many pages, rather than
 /// looping forever on a buggy cursor.
 const MAX_PAGES: usize = 1 << 20;

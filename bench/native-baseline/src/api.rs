@@ -6,9 +6,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::json;
+use task_api_limits::too_large_detail;
+use task_api_model::{Task, TaskCreate, ValidationError, parse_task_id};
 
 use crate::store::Tasks;
-use task_api_model::{Task, TaskCreate, ValidationError, parse_task_id};
 
 /// An answer: a status, the `Allow` of a 405, and a JSON body.
 #[derive(Debug, PartialEq)]
@@ -62,7 +63,7 @@ pub(crate) fn handle(tasks: &Tasks, request: &Request<'_>) -> Answer {
 
 /// The 413 for a body over `limit` bytes, which the server stops reading.
 pub(crate) fn too_large(limit: usize) -> Answer {
-    detail(413, format!("Request body is larger than {limit} bytes"))
+    detail(413, too_large_detail(limit).to_string())
 }
 
 fn route(tasks: &Tasks, request: &Request<'_>) -> Result<Answer, ApiError> {
