@@ -1,6 +1,8 @@
 //! The only module that touches `wasi:http` types: it reads an incoming request into a
 //! [`Request`], writes a [`Response`] back out, and drains what a refused client still sends.
 
+use task_api_core::error::ApiError;
+use task_api_core::message::{Body, Request, Response};
 use task_api_limits::{DRAIN_BYTES, DRAIN_TIME};
 
 use crate::bindings::wasi::clocks::monotonic_clock;
@@ -9,8 +11,6 @@ use crate::bindings::wasi::http::types::{
 };
 use crate::bindings::wasi::io::poll;
 use crate::bindings::wasi::io::streams::{InputStream, OutputStream, StreamError};
-use crate::error::ApiError;
-use crate::message::{Body, Request, Response};
 
 /// Bytes asked for per read of the request body.
 const READ_CHUNK: u64 = 64 * 1024;

@@ -1,5 +1,6 @@
-//! The plain request and response the API speaks. `http.rs` converts them to and from
-//! `wasi:http` types, which keeps every other module free of WASI and testable natively.
+//! The plain request and response the API speaks. Each binding converts them to and from its
+//! own HTTP types (the component's `http` module to and from `wasi:http`), which keeps this
+//! crate free of any server and testable natively.
 
 use std::io::Write;
 
@@ -9,29 +10,29 @@ use crate::error::ApiError;
 
 /// An HTTP request, fully read.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Request {
+pub struct Request {
     /// Upper-case method name, e.g. `GET`.
-    pub(crate) method: String,
+    pub method: String,
     /// Path with query string, exactly as received (still percent-encoded).
-    pub(crate) path_with_query: String,
+    pub path_with_query: String,
     /// The `content-type` header, if present and valid UTF-8.
-    pub(crate) content_type: Option<String>,
-    /// The whole body; `http.rs` has already enforced the size limit.
-    pub(crate) body: Vec<u8>,
+    pub content_type: Option<String>,
+    /// The whole body; the binding has already enforced the size limit.
+    pub body: Vec<u8>,
 }
 
-/// A JSON response. Every response the component sends is one of these.
-pub(crate) struct Response<'a> {
+/// A JSON response. Every response the API sends is one of these.
+pub struct Response<'a> {
     /// HTTP status code.
-    pub(crate) status: u16,
+    pub status: u16,
     /// Value of the `Allow` header, sent with 405 answers.
-    pub(crate) allow: Option<String>,
+    pub allow: Option<String>,
     /// The JSON body.
-    pub(crate) body: Body<'a>,
+    pub body: Body<'a>,
 }
 
 /// A response body: serialized already, or written piece by piece once the head is out.
-pub(crate) enum Body<'a> {
+pub enum Body<'a> {
     /// Serialized JSON, sent with its length.
     Full(Vec<u8>),
     /// JSON too large to hold in memory at once, written to the stream it is given. An error
@@ -40,7 +41,7 @@ pub(crate) enum Body<'a> {
 }
 
 /// Writes a streamed body to the stream it is given.
-pub(crate) type WriteBody<'a> = Box<dyn FnOnce(&mut dyn Write) -> Result<(), ApiError> + 'a>;
+pub type WriteBody<'a> = Box<dyn FnOnce(&mut dyn Write) -> Result<(), ApiError> + 'a>;
 
 impl<'a> Response<'a> {
     /// Serializes `value` as the body of a response with `status`.

@@ -1,12 +1,14 @@
-//! How tasks are laid out in the key-value bucket.
+//! How tasks are laid out in the key-value store: the one description of the API's state,
+//! whichever binding's [`Store`] holds it.
 //!
-//! | key                   | value                                             |
-//! |-----------------------|---------------------------------------------------|
-//! | `next-task-id`        | the last id handed out, a decimal string, owned by `increment` |
-//! | `task/{id:020}`       | one [`Task`] as JSON                               |
+//! | key             | value                                                                   |
+//! |-----------------|-------------------------------------------------------------------------|
+//! | `next-task-id`  | the last id handed out, a decimal string, advanced only by [`Store::increment`] |
+//! | `task/{id:020}` | one task as JSON, e.g. under `task/00000000000000000007`                |
 //!
-//! Ids come from `atomics.increment`, so they stay unique across concurrent instances and
-//! are never reused after a delete.
+//! Ids come from `increment` (`atomics.increment` in `wasi:keyvalue`), so they start at 1,
+//! stay unique across concurrent instances, and are never reused after a delete. Updates are
+//! read-modify-write: two concurrent updates of one task keep the later write.
 //!
 //! A listing is in id order, each task once. `list-keys` promises neither: Redis's `SCAN`
 //! pages in hash order and may return a key twice while its table resizes. So a listing

@@ -1,4 +1,4 @@
-//! The component's one error type and the one place that renders errors as responses.
+//! The API's one error type and the one place that renders errors as responses.
 
 use serde::Serialize;
 use task_api_limits::too_large_detail;
@@ -9,7 +9,7 @@ use crate::task::ValidationError;
 
 /// Everything that can turn a request into an error response.
 #[derive(Debug)]
-pub(crate) enum ApiError {
+pub enum ApiError {
     /// No route has this path: 404 `{"detail":"Not Found"}`.
     NotFound,
     /// The path exists but not with this method: 405 with an `Allow` header.
@@ -55,7 +55,7 @@ impl From<ValidationError> for ApiError {
 impl ApiError {
     /// Renders the error in the seed's JSON shapes. Server-side details never reach the
     /// client: they are written to stderr, which the host tags with the request id.
-    pub(crate) fn into_response(self) -> Response<'static> {
+    pub fn into_response(self) -> Response<'static> {
         match self {
             Self::NotFound => detail(404, "Not Found"),
             Self::MethodNotAllowed { allow } => Response {
