@@ -68,7 +68,7 @@ fn read_request(
         path_with_query: request.path_with_query().unwrap_or_else(|| "/".to_owned()),
         content_type,
         body: body
-            .ok_or_else(|| unreadable("the host gave no body stream"))?
+            .ok_or_else(|| ApiError::unreadable_body("the host gave no body stream"))?
             .read_to_end(max_body)?,
     })
 }
@@ -86,10 +86,6 @@ fn method_name(method: Method) -> String {
         Method::Patch => "PATCH".to_owned(),
         Method::Other(other) => other,
     }
-}
-
-fn unreadable(what: &str) -> ApiError {
-    ApiError::BadRequest(format!("the request body could not be read: {what}"))
 }
 
 /// The request body, opened once and kept past the answer so that a refused rest can be
@@ -121,7 +117,7 @@ impl RequestBody {
                 }
                 Err(StreamError::Closed) => return Ok(bytes),
                 Err(StreamError::LastOperationFailed(error)) => {
-                    return Err(unreadable(&error.to_debug_string()));
+                    return Err(ApiError::unreadable_body(error.to_debug_string()));
                 }
             }
         }

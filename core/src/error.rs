@@ -1,5 +1,7 @@
 //! The API's one error type and the one place that renders errors as responses.
 
+use std::fmt::Display;
+
 use serde::Serialize;
 use task_api_limits::too_large_detail;
 
@@ -53,6 +55,11 @@ impl From<ValidationError> for ApiError {
 }
 
 impl ApiError {
+    /// A request whose body could not be read off the wire, for the reason `why`: 400.
+    pub fn unreadable_body(why: impl Display) -> Self {
+        Self::BadRequest(format!("the request body could not be read: {why}"))
+    }
+
     /// Renders the error in the seed's JSON shapes. Server-side details never reach the
     /// client: they are written to stderr, which the host tags with the request id.
     pub fn into_response(self) -> Response<'static> {

@@ -63,13 +63,16 @@ impl<'a> Response<'a> {
             body: Body::Streamed(Box::new(write)),
         }
     }
+}
 
-    /// The whole body, with a streamed one written out, for tests.
-    #[cfg(test)]
-    pub(crate) fn bytes(self) -> Result<Vec<u8>, ApiError> {
-        match self.body {
-            Body::Full(bytes) => Ok(bytes),
-            Body::Streamed(write) => {
+impl Body<'_> {
+    /// The whole body in memory, a streamed one written out first: for a binding that sends
+    /// every body with its length. An error is a streamed body that failed midway; since
+    /// nothing of it has been sent, the binding can answer with the error instead.
+    pub fn into_bytes(self) -> Result<Vec<u8>, ApiError> {
+        match self {
+            Self::Full(bytes) => Ok(bytes),
+            Self::Streamed(write) => {
                 let mut bytes = Vec::new();
                 write(&mut bytes)?;
                 Ok(bytes)
