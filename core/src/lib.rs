@@ -40,4 +40,4 @@ mod openapi;
 pub mod repository;
 mod router;
 pub mod store;
-mod task;
+pub mod task;

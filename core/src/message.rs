@@ -49,7 +49,7 @@ impl<'a> Response<'a> {
         Self {
             status,
             allow: None,
-            body: Body::Full(task_api_model::json_body(value)),
+            body: Body::Full(json_body(value)),
         }
     }
 
@@ -63,6 +63,17 @@ impl<'a> Response<'a> {
             body: Body::Streamed(Box::new(write)),
         }
     }
+}
+
+/// `value` as a JSON body. Serializing the API's own values into memory cannot fail: they
+/// have string keys only and no fallible `Serialize` impls. Should one ever fail, it is
+/// logged on stderr and the body is FastAPI's 500, so a bug is an error answer, never a
+/// panic (or, in the component, a trap).
+fn json_body(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_else(|error| {
+        eprintln!("ERROR: serializing an answer: {error}");
+        br#"{"detail":"Internal Server Error"}"#.to_vec()
+    })
 }
 
 impl Body<'_> {
