@@ -190,8 +190,8 @@ RUN cargo build --locked --target wasm32-wasip2 -p task-api
 # their old mtimes, older than the stub build: touched, or cargo would keep the stub.
 COPY wit/ wit/
 COPY component/ component/
+COPY core/ core/
 COPY limit[s]/ limits/
-COPY model/ model/
 RUN find . -name '*.rs' -exec touch {} + \
  && cargo build --locked --target wasm32-wasip2 -p task-api
 # Last, so that a cold build compiles the component while the other stages build the tools.
@@ -201,12 +201,12 @@ ENV TASK_HOST_COMPONENT=/cargo-target/wasm32-wasip2/debug/task_api.wasm \
     TASK_HOST_STORE=redb:/data/store.redb
 VOLUME /data
 EXPOSE 8000
-# Build what is mounted, watch the component's sources (each of component, limits, model and
+# Build what is mounted, watch the component's sources (each of component, core, limits and
 # wit that exists) in the background, and serve in the foreground, so that `docker stop` reaches
 # task-host and drains it. A build that fails leaves the last good component in place: it
 # keeps being served and the log shows the error.
 CMD ["sh", "-c", "cargo build --target wasm32-wasip2 -p task-api; \
-for dir in component limits model wit; do [ -d \"$dir\" ] && watch=\"$watch -w $dir\"; done; \
+for dir in component core limits wit; do [ -d \"$dir\" ] && watch=\"$watch -w $dir\"; done; \
 cargo watch --poll --postpone $watch -x 'build --target wasm32-wasip2 -p task-api' & \
 exec task-host serve"]
 

@@ -1,6 +1,8 @@
 //! The only module that touches `wasi:http` types: it reads an incoming request into a
 //! [`Request`], writes a [`Response`] back out, and drains what a refused client still sends.
 
+use task_api_core::error::ApiError;
+use task_api_core::message::{Body, Request, Response};
 use task_api_limits::{DRAIN_BYTES, DRAIN_TIME};
 
 use crate::bindings::wasi::clocks::monotonic_clock;
@@ -9,8 +11,6 @@ use crate::bindings::wasi::http::types::{
 };
 use crate::bindings::wasi::io::poll;
 use crate::bindings::wasi::io::streams::{InputStream, OutputStream, StreamError};
-use crate::error::ApiError;
-use crate::message::{Body, Request, Response};
 
 /// Bytes asked for per read of the request body.
 const READ_CHUNK: u64 = 64 * 1024;
@@ -68,7 +68,7 @@ fn read_request(
         path_with_query: request.path_with_query().unwrap_or_else(|| "/".to_owned()),
         content_type,
         body: body
-            .ok_or_else(|| unreadable("the host gave no body stream"))?
+            .ok_or_else(|| ApiError::unreadable_body("the host gave no body stream"))?
             .read_to_end(max_body)?,
     })
 }
@@ -86,10 +86,6 @@ fn method_name(method: Method) -> String {
         Method::Patch => "PATCH".to_owned(),
         Method::Other(other) => other,
     }
-}
-
-fn unreadable(what: &str) -> ApiError {
-    ApiError::BadRequest(format!("the request body could not be read: {what}"))
 }
 
 /// The request body, opened once and kept past the answer so that a refused rest can be
@@ -121,7 +117,7 @@ impl RequestBody {
                 }
                 Err(StreamError::Closed) => return Ok(bytes),
                 Err(StreamError::LastOperationFailed(error)) => {
-                    return Err(unreadable(&error.to_debug_string()));
+                    return Err(ApiError::unreadable_body(error.to_debug_string()));
                 }
             }
         }

@@ -4,59 +4,37 @@
 //! `wasi:http/incoming-handler` and keeps every byte of state in `wasi:keyvalue`, so any
 //! `wasi:http/proxy` host with a key-value store can serve it.
 //!
-//! ## Endpoints
-//!
-//! `router::ROUTES` declares every path once, with its methods; the 405's `Allow` header
-//! and the OpenAPI document served at `GET /openapi.json` are derived from it.
-//!
-//! Errors keep FastAPI's shapes: 404 `{"detail":"Task not found"}` or `{"detail":"Not Found"}`,
-//! 405 with `Allow`, 422 with pydantic's `detail` list, 413 above the body limit (see
-//! `limit`), and 500
-//! `{"detail":"Internal Server Error"}` when the store fails (details go to stderr).
-//!
-//! ## How the pieces fit
+//! The API itself (routes, handlers, validation, FastAPI's error shapes, the OpenAPI document)
+//! is [`task_api_core`]'s. This crate binds it to WASI, and is the only code that calls WASI:
 //!
 //! ```text
-//! wasi:http request ─► http::serve ────────► message::Request
-//!                                              │
-//!                         router::route ◄── api::handle ──► repository::Tasks ──► store::Store
-//!                                              │                                   (wasi:keyvalue)
-//! wasi:http response ◄─ http::serve ◄──────── message::Response ◄─ error::ApiError
+//! wasi:http request ─► http::serve ─► Request ─► task_api_core::api::handle ─► store::KeyValueStore
+//!                                                             │                  (wasi:keyvalue)
+//! wasi:http response ◄─ http::serve ◄─ Response ◄─────────────┘
 //! ```
 //!
-//! `http`, `store::KeyValueStore` and `limit::max_body` (the environment, through `std`) are
-//! the only code that calls WASI; everything else is plain Rust, unit-tested natively against
-//! an in-memory store.
+//! - `http`: the only module touching `wasi:http` types. It reads the request, refusing a body
+//!   over the limit with a 413, and writes the response, a streamed listing piece by piece.
+//! - `store`: the core's `Store` over the default `wasi:keyvalue` bucket.
+//! - `limit`: the body limit the host states in the environment (through `std`).
+//! - `bindings`: the crate's only `wit_bindgen::generate!`.
 //!
 //! ## State
 //!
 //! The component keeps nothing in its own memory between requests: hosts may give every
-//! request a fresh instance. Everything lives in the default bucket (identifier `""`):
-//!
-//! | key             | value                                                        |
-//! |-----------------|--------------------------------------------------------------|
-//! | `next-task-id`  | the last id handed out, a decimal string, advanced only by `atomics.increment` |
-//! | `task/{id:020}` | one task as JSON, e.g. `task/00000000000000000007`           |
-//!
-//! Ids therefore start at 1, are never reused, and stay unique across concurrent instances.
-//! Updates are read-modify-write: two concurrent updates of one task keep the later write.
+//! request a fresh instance. Everything lives in the default bucket (identifier `""`), laid out
+//! as [`task_api_core::repository`] describes.
 
-mod api;
 mod bindings;
-mod error;
 mod http;
 mod limit;
-mod message;
-mod openapi;
-mod repository;
-mod router;
 mod store;
-mod task;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bindings::exports::wasi::http::incoming_handler::Guest;
 use bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
+use task_api_core::api;
 
 /// The exported `wasi:http/incoming-handler`.
 struct Component;

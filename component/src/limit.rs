@@ -1,6 +1,6 @@
 //! The request-body limit in force: the one the host states in [`MAX_BODY_ENV`], or
 //! [`DEFAULT_MAX_BODY`]. `http` refuses bodies over it, since not every host does (stock
-//! `wasmtime serve` refuses none), and `repository` sizes its listing batches by it.
+//! `wasmtime serve` refuses none), and the core's repository sizes its listing batches by it.
 
 use std::env::VarError;
 use std::fmt::Display;

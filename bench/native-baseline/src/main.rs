@@ -1,18 +1,19 @@
-//! native-baseline: the seed's task API in plain Rust on hyper, with the tasks in memory. It
-//! is the floor `cargo xtask bench` measures the wasm hosts against: what serving the same
-//! routes costs with no WebAssembly, no key-value store and no per-request instance.
+//! native-baseline: the seed's task API on hyper, with the tasks in memory. It is the floor
+//! `cargo xtask bench` measures the wasm hosts against: the same API code, keeping tasks as
+//! JSON under the same keys as the component does, but with no WebAssembly, no host call per
+//! store operation and no per-request instance.
 //!
-//! The models and their validation are the component's own, from `task-api-model`; the
-//! routes and the store are written again here, since task-api is a `cdylib` only, and making
-//! it an `rlib` as well would cost the shipped task_api.wasm its link-time optimization
-//! (34 KB, 8% larger). So the hot paths do what the component does: JSON in, validated by the
-//! same code, JSON out, with the seed's shapes.
+//! Like the task-api component, it is a thin binding over `task-api-core`, which owns the
+//! routes, handlers, validation, error answers and the tasks' layout in a store: both answer
+//! alike down to the byte, and the bench compares the bindings, not two copies of the API.
+//! (This crate once kept a copy of the routes because task-api was a `cdylib` only, and
+//! making it an `rlib` too cost task_api.wasm 8% of its link-time optimization. The core is a
+//! crate of its own instead, and costs the component about 0.5%.)
 //!
 //! - [`server`]: hyper's HTTP/1.1 on tokio. A request body is read whole, up to
-//!   `--max-body`, and the answer is one JSON body.
-//! - [`api`]: the routes (`/`, `/health`, `/tasks`, `/tasks/{task_id}`,
-//!   `/tasks/{task_id}/complete`), their handlers and FastAPI's error answers.
-//! - [`store`]: the tasks by id behind a read-write lock, as the seed keeps them in a list.
+//!   `--max-body`, and handed to the core's `api::handle`; the answer goes back as one JSON
+//!   body with its length, a listing written out in memory first.
+//! - [`store`]: the core's `Store` over a map behind a read-write lock.
 //!
 //! It prints task-host's startup line, `listening on http://ADDR`, so that the bench starts
 //! and finds it as it does every other server (`test_support::ServerChild`).
@@ -24,7 +25,6 @@ use anyhow::Context as _;
 use clap::Parser;
 use task_api_limits::DEFAULT_MAX_BODY;
 
-mod api;
 mod server;
 mod store;
 

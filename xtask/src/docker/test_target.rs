@@ -10,7 +10,7 @@ use super::harness::{build_command, copy_tree};
 /// Adds a broken test to a copy of the workspace and builds its test target.
 pub(super) fn check_failing_test(work: &Path) -> anyhow::Result<()> {
     let tree = copy_tree(&work.join("failing-tree"))?;
-    let tests = tree.join("component/src/api/tests.rs");
+    let tests = tree.join("core/src/api/tests.rs");
     let source = std::fs::read_to_string(&tests)?;
     std::fs::write(
         &tests,

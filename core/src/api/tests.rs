@@ -39,10 +39,11 @@ fn send_within(
             .unwrap_or_default(),
     };
     let response = handle(store, &request, NOW, max_body);
-    let (status, allow) = (response.status, response.allow.clone());
     let body = response
-        .bytes()
+        .body
+        .into_bytes()
         .expect("the streamed body is written to the end");
+    let (status, allow) = (response.status, response.allow);
     Sent {
         status,
         allow,

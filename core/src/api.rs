@@ -1,5 +1,5 @@
-//! One handler per [`Route`], over any [`Store`]. No WASI types: everything here runs in
-//! native unit tests against [`crate::store::memory::MemoryStore`].
+//! One handler per route, over any [`Store`]: [`handle`] answers a whole request. Plain Rust:
+//! everything here runs in native unit tests, against an in-memory store.
 
 use serde_json::json;
 
@@ -13,7 +13,7 @@ use crate::task::{Task, TaskCreate, ValidationError, parse_task_id};
 
 /// Answers one request. `now` is the wall-clock time in seconds since the epoch, and
 /// `max_body` the request-body limit in force, which no stored task exceeds.
-pub(crate) fn handle<'s, S: Store>(
+pub fn handle<'s, S: Store>(
     store: &'s S,
     request: &Request,
     now: f64,

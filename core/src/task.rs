@@ -1,24 +1,9 @@
-//! task-api-model: the seed's models, `Task` and `TaskCreate`, and the validation that FastAPI
-//! and pydantic apply to request bodies and path ids, reproduced down to their error shapes;
-//! and `json_body`, which turns an answer into JSON without ever panicking.
-//!
-//! Plain Rust on serde, with no WebAssembly in it, so that two servers share one copy: the
-//! task-api component, which serves it as a wasi:http guest, and `bench/native-baseline`,
-//! the bench's native floor, which serves the same contract on hyper.
+//! The seed's models, `Task` and `TaskCreate`, and the validation that FastAPI and pydantic
+//! apply to request bodies and path ids, reproduced down to their error shapes. `fuzz` checks
+//! the validation against the API's own 422 rendering.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-
-/// `value` as a JSON body. Serializing these servers' own values into memory cannot fail:
-/// they have string keys only and no fallible `Serialize` impls. Should one ever fail, it is
-/// logged on stderr and the body is FastAPI's 500, so a bug is an error answer, never a
-/// panic (or, in the component, a trap).
-pub fn json_body(value: &impl Serialize) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_else(|error| {
-        eprintln!("ERROR: serializing an answer: {error}");
-        br#"{"detail":"Internal Server Error"}"#.to_vec()
-    })
-}
 
 /// A stored task, serialized exactly as the seed's pydantic model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,6 +229,9 @@ pub fn parse_task_id(raw: &str) -> Result<Option<u64>, ValidationError> {
     }
     Ok(digits.parse::<u64>().ok().filter(|&id| id > 0))
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

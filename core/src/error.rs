@@ -1,6 +1,9 @@
-//! The component's one error type and the one place that renders errors as responses.
+//! The API's one error type and the one place that renders errors as responses.
+
+use std::fmt::Display;
 
 use serde::Serialize;
+use task_api_limits::too_large_detail;
 
 use crate::message::Response;
 use crate::store::StoreError;
@@ -8,7 +11,7 @@ use crate::task::ValidationError;
 
 /// Everything that can turn a request into an error response.
 #[derive(Debug)]
-pub(crate) enum ApiError {
+pub enum ApiError {
     /// No route has this path: 404 `{"detail":"Not Found"}`.
     NotFound,
     /// The path exists but not with this method: 405 with an `Allow` header.
@@ -52,9 +55,14 @@ impl From<ValidationError> for ApiError {
 }
 
 impl ApiError {
+    /// A request whose body could not be read off the wire, for the reason `why`: 400.
+    pub fn unreadable_body(why: impl Display) -> Self {
+        Self::BadRequest(format!("the request body could not be read: {why}"))
+    }
+
     /// Renders the error in the seed's JSON shapes. Server-side details never reach the
     /// client: they are written to stderr, which the host tags with the request id.
-    pub(crate) fn into_response(self) -> Response<'static> {
+    pub fn into_response(self) -> Response<'static> {
         match self {
             Self::NotFound => detail(404, "Not Found"),
             Self::MethodNotAllowed { allow } => Response {
@@ -63,9 +71,7 @@ impl ApiError {
             },
             Self::TaskNotFound => detail(404, "Task not found"),
             Self::Validation(errors) => detail(422, errors),
-            Self::PayloadTooLarge { limit } => {
-                detail(413, format!("Request body is larger than {limit} bytes"))
-            }
+            Self::PayloadTooLarge { limit } => detail(413, too_large_detail(limit).to_string()),
             Self::BadRequest(reason) => detail(400, reason),
             Self::Internal(reason) => {
                 eprintln!("ERROR: {reason}");

@@ -1,12 +1,14 @@
-//! How tasks are laid out in the key-value bucket.
+//! How tasks are laid out in the key-value store: the one description of the API's state,
+//! whichever binding's [`Store`] holds it.
 //!
-//! | key                   | value                                             |
-//! |-----------------------|---------------------------------------------------|
-//! | `next-task-id`        | the last id handed out, a decimal string, owned by `increment` |
-//! | `task/{id:020}`       | one [`Task`] as JSON                               |
+//! | key             | value                                                                   |
+//! |-----------------|-------------------------------------------------------------------------|
+//! | `next-task-id`  | the last id handed out, a decimal string, advanced only by [`Store::increment`] |
+//! | `task/{id:020}` | one task as JSON, e.g. under `task/00000000000000000007`                |
 //!
-//! Ids come from `atomics.increment`, so they stay unique across concurrent instances and
-//! are never reused after a delete.
+//! Ids come from `increment` (`atomics.increment` in `wasi:keyvalue`), so they start at 1,
+//! stay unique across concurrent instances, and are never reused after a delete. Updates are
+//! read-modify-write: two concurrent updates of one task keep the later write.
 //!
 //! A listing is in id order, each task once. `list-keys` promises neither: Redis's `SCAN`
 //! pages in hash order and may return a key twice while its table resizes. So a listing
@@ -16,6 +18,8 @@
 
 use std::io::Write;
 
+use task_api_limits::DEFAULT_MAX_MEMORY;
+
 use crate::error::ApiError;
 use crate::store::Store;
 use crate::task::Task;
@@ -23,9 +27,9 @@ use crate::task::Task;
 /// The counter behind task ids.
 pub(crate) const NEXT_ID_KEY: &str = "next-task-id";
 const TASK_PREFIX: &str = "task/";
-/// Most bytes of task JSON one listing batch may hold: half the default `--max-memory` of
-/// task-host (64 MiB).
-const BATCH_BYTES: usize = 32 << 20;
+/// Most bytes of task JSON one listing batch may hold: half of a guest's memory under
+/// task-host's default cap, leaving the other half for the ids and the rest of the request.
+const BATCH_BYTES: usize = DEFAULT_MAX_MEMORY / 2;
 /// A host that keeps answering with a cursor is cut off after this many pages, rather than
 /// looping forever on a buggy cursor.
 const MAX_PAGES: usize = 1 << 20;
