@@ -3,7 +3,7 @@
 //!
 //! - `cargo xtask build` builds every shipped artifact in release: the components for
 //!   wasm32-wasip2 that `[workspace.metadata.task-api]` lists ([`workspace`]), the composed
-//!   `task_api_standalone.wasm` ([`compose`]), and the `task-host` binary.
+//!   `task_api_standalone.wasm` ([`standalone`]), and the `task-host` binary.
 //! - `cargo xtask wasm` builds just the components, in any profile, and can copy them into one
 //!   directory: the Dockerfile builds them this way ([`wasm`]).
 //! - `cargo xtask compose` redoes just the composition.
@@ -45,10 +45,10 @@ use test_support::COMPONENTS_ENV;
 use crate::workspace::Workspace;
 
 mod bench;
-mod compose;
 mod docker;
 mod load;
 mod soak;
+mod standalone;
 mod toolchain;
 mod wasm;
 mod workspace;
@@ -144,7 +144,7 @@ fn main() -> ExitCode {
         } => test(no_docker, cargo_only),
         Task::Compose { dir } => Workspace::load().and_then(|workspace| {
             let dir = dir.unwrap_or_else(|| workspace.wasm_dir("release"));
-            compose::standalone(&workspace_root().join(dir))
+            standalone::compose(&workspace_root().join(dir))
         }),
         Task::Faults => test_components().and_then(|components| {
             cargo_test(

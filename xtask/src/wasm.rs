@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::workspace::Workspace;
-use crate::{cargo, compose};
+use crate::{cargo, standalone};
 
 /// The target every component is built for.
 pub(crate) const TARGET: &str = "wasm32-wasip2";
@@ -30,11 +30,11 @@ pub(crate) fn build(
     }
     cargo(&format!("components for {TARGET} ({profile})"), &args)?;
     let dir = workspace.wasm_dir(profile);
-    compose::standalone(&dir)?;
+    standalone::compose(&dir)?;
     Ok(components
         .iter()
         .map(|component| component.file.as_str())
-        .chain([compose::STANDALONE])
+        .chain([standalone::FILE])
         .map(|file| dir.join(file))
         .collect())
 }

@@ -198,7 +198,7 @@ mod tests {
             .iter()
             .map(|component| component.file.as_str())
             .collect();
-        for file in [crate::compose::SOCKET, crate::compose::PLUG] {
+        for file in [crate::standalone::SOCKET, crate::standalone::PLUG] {
             assert!(
                 shipped.contains(&file),
                 "{file} is not shipped: {shipped:?}"

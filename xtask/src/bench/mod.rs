@@ -25,7 +25,7 @@ use anyhow::Context as _;
 
 use crate::load::{self, Server};
 use crate::workspace::Workspace;
-use crate::{compose, workspace_root};
+use crate::{standalone, workspace_root};
 
 mod chart;
 mod fastapi;
@@ -63,7 +63,7 @@ pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
     let binaries = Binaries {
         task_host: workspace.target_dir.join("release/task-host"),
         task_api: wasm.join("task_api.wasm"),
-        standalone: wasm.join(compose::STANDALONE),
+        standalone: wasm.join(standalone::FILE),
         native: workspace.target_dir.join("release/native-baseline"),
         fastapi: FastApi::prepare(&bench_dir),
         wasmtime: wasmtime_available(),

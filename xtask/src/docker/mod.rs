@@ -12,7 +12,7 @@ use harness::{build, build_image, docker};
 
 mod arm64;
 mod cache;
-mod compose;
+mod compose_yaml;
 mod context_size;
 mod harness;
 mod hot_reload;
@@ -98,13 +98,13 @@ pub(crate) fn e2e() -> anyhow::Result<()> {
     )?;
     step(
         "compose: `up` serves production on :8000 with a named volume",
-        || compose::check(&tags, &work),
+        || compose_yaml::check(&tags, &work),
     )?;
     // compose.scale.yaml names the default tags, as a user's file would.
     if tags.repo == DEFAULT_REPO {
         step(
             "compose.scale.yaml: three replicas on one Redis behind nginx, one stopped under load",
-            || scale::check(compose::command(), &workspace_root()),
+            || scale::check(compose_yaml::command(), &workspace_root()),
         )?;
     }
     step("production: swapping in another component", || {
