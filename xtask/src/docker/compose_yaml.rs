@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::harness::{curl, docker, expect, run, wait_until};
-use super::{DEFAULT_REPO, Tags};
+use super::tags::{DEFAULT_REPO, Tags};
 use crate::workspace_root;
 
 /// The compose command line: the plugin where the engine has one, else Debian's
