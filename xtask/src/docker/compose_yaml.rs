@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::harness::{curl, docker, expect, run, wait_until};
 use super::tags::{DEFAULT_REPO, Tags};
-use crate::workspace_root;
+use crate::root::workspace_root;
 
 /// The compose command line: the plugin where the engine has one, else Debian's
 /// docker-compose, which reads the same files.

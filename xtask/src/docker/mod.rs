@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::workspace_root;
+use crate::root::workspace_root;
 use harness::{build, build_image, docker};
 use tags::{DEFAULT_REPO, Tags};
 
