@@ -21,6 +21,24 @@ pub(crate) fn run(step: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs cargo with `args` quietly and returns what it printed to stdout, or an error with
+/// what it printed to stderr: for cargo's answers, such as `cargo metadata`.
+pub(crate) fn stdout(args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let output = command()
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
+    if !output.status.success() {
+        bail!(
+            "cargo {} failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(output.stdout)
+}
+
 /// The cargo running us (so the pinned toolchain is used), in the workspace root.
 pub(crate) fn command() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

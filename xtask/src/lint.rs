@@ -1,5 +1,5 @@
 //! `cargo xtask lint`: formatting, then clippy with warnings denied, on the host and for
-//! wasm32-wasip2.
+//! wasm32-wasip2. `cargo xtask test --unit` runs the first two on the unit scope.
 
 use crate::workspace::Workspace;
 use crate::{cargo, wasm};
@@ -8,18 +8,8 @@ use crate::{cargo, wasm};
 /// and every component for wasm32-wasip2.
 pub(crate) fn run() -> anyhow::Result<()> {
     let workspace = Workspace::load()?;
-    cargo::run("formatting", &["fmt", "--all", "--check"])?;
-    cargo::run(
-        "clippy (host)",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
+    format()?;
+    clippy("clippy (host)", &["--workspace"])?;
     let mut wasm_clippy = vec!["clippy", "--target", wasm::TARGET];
     for component in workspace
         .components
@@ -30,4 +20,21 @@ pub(crate) fn run() -> anyhow::Result<()> {
     }
     wasm_clippy.extend(["--", "-D", "warnings"]);
     cargo::run(&format!("clippy ({})", wasm::TARGET), &wasm_clippy)
+}
+
+/// Fails on any file rustfmt would change, in every package.
+pub(crate) fn format() -> anyhow::Result<()> {
+    cargo::run("formatting", &["fmt", "--all", "--check"])
+}
+
+/// Clippy on the host, warnings denied, for every target of the packages cargo's `packages`
+/// arguments select (`--workspace`, or `-p NAME …`).
+pub(crate) fn clippy(step: &str, packages: &[&str]) -> anyhow::Result<()> {
+    let args = [
+        &["clippy"],
+        packages,
+        &["--all-targets", "--", "-D", "warnings"],
+    ]
+    .concat();
+    cargo::run(step, &args)
 }

@@ -17,8 +17,11 @@
 //!   tests), then [`docker::e2e`]: every Dockerfile target built and checked against the real
 //!   engine. The integration tests serve components this step builds first; `cargo test` finds
 //!   them through [`test_support::COMPONENTS_ENV`] and never calls back into xtask.
-//!   `--cargo-only` is the Docker `test` stage's share: the lints and the tests but the stock
-//!   `wasmtime serve` ones, with no Docker and no hadolint.
+//!   `--unit` is the Docker `test` stage's share: formatting, clippy and the tests of the unit
+//!   scope ([`unit_scope`]: every package that needs neither wasmtime nor a server), with no
+//!   component built first, no hadolint and no Docker.
+//! - `cargo xtask unit-scope` prints that scope as cargo's `-p` arguments, which the
+//!   Dockerfile's `dev-deps` stage builds the dependencies of.
 //! - `cargo xtask faults` runs just the fault suite (`host/tests/faults`): the real
 //!   task-host binary under guest, client and store faults, printed as a table.
 //! - `cargo xtask docker` runs just the Docker end-to-end check.
@@ -62,6 +65,7 @@ mod suite;
 mod test_run;
 mod tool;
 mod toolchain;
+mod unit_scope;
 mod wasm;
 mod workspace;
 
@@ -96,11 +100,17 @@ enum Task {
         /// Skip the Docker end-to-end check (it needs a Docker engine and builds every image).
         #[arg(long)]
         no_docker: bool,
-        /// Only what cargo can check, for the Docker `test` stage: the lints and every test
-        /// but the stock `wasmtime serve` ones; no hadolint, no Docker.
-        #[arg(long)]
-        cargo_only: bool,
+        /// Only the unit scope, for the Docker `test` stage: formatting, clippy and the tests
+        /// of every package that needs neither wasmtime nor a server (see `unit-scope`).
+        #[arg(long, conflicts_with = "no_docker")]
+        unit: bool,
     },
+    /// Print the packages `test --unit` checks, as cargo's arguments (`-p NAME …`).
+    ///
+    /// Every workspace package but those that depend on wasmtime or whose tests start
+    /// servers (a dev-dependency on test-support). The Dockerfile's dev-deps stage builds
+    /// their dependencies.
+    UnitScope,
     /// Compose task_api_standalone.wasm from already-built components.
     Compose {
         /// Directory holding task_api.wasm and kv_fs.wasm; the result is written there too.
@@ -144,10 +154,9 @@ fn main() -> ExitCode {
         } => toolchain::ensure_targets()
             .and_then(|()| wasm::run(&profile, test_components, out.as_deref())),
         Task::Lint => toolchain::ensure_targets().and_then(|()| lint::run()),
-        Task::Test {
-            no_docker,
-            cargo_only,
-        } => suite::run(no_docker, cargo_only),
+        Task::Test { unit: true, .. } => suite::unit(),
+        Task::Test { no_docker, .. } => suite::run(no_docker),
+        Task::UnitScope => unit_scope::cargo_args().map(|args| println!("{}", args.join(" "))),
         Task::Compose { dir } => Workspace::load().and_then(|workspace| {
             let dir = dir.unwrap_or_else(|| wasm::dir(&workspace, "release"));
             standalone::compose(&workspace_root().join(dir))
@@ -155,7 +164,7 @@ fn main() -> ExitCode {
         Task::Faults => wasm::build_for_tests().and_then(|components| {
             test_run::cargo_test(
                 &["test", "-p", "task-host", "--test", "faults"],
-                &components,
+                Some(&components),
             )
         }),
         Task::Docker => docker::e2e(),

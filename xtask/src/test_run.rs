@@ -16,16 +16,17 @@ use crate::cargo;
 /// wins, for longer runs.
 pub(crate) const FUZZ_CASES: &str = "2048";
 
-/// Runs `cargo` with `args` (`test …`) with the test components in `components`, passing its
-/// output through, and prints the totals.
-pub(crate) fn cargo_test(args: &[&str], components: &Path) -> anyhow::Result<()> {
-    eprintln!(
-        "==> tests: {COMPONENTS_ENV}={} cargo {}",
-        components.display(),
-        args.join(" ")
-    );
+/// Runs `cargo` with `args` (`test …`), with the test components in `components` if the
+/// tests serve any, passing its output through, and prints the totals.
+pub(crate) fn cargo_test(args: &[&str], components: Option<&Path>) -> anyhow::Result<()> {
     let mut command = cargo::command();
-    command.args(args).env(COMPONENTS_ENV, components);
+    command.args(args);
+    let mut shown = format!("cargo {}", args.join(" "));
+    if let Some(components) = components {
+        command.env(COMPONENTS_ENV, components);
+        shown = format!("{COMPONENTS_ENV}={} {shown}", components.display());
+    }
+    eprintln!("==> tests: {shown}");
     if std::env::var_os("PROPTEST_CASES").is_none() {
         command.env("PROPTEST_CASES", FUZZ_CASES);
     }

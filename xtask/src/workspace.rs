@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::cargo;
@@ -33,18 +33,12 @@ pub(crate) struct Component {
 impl Workspace {
     /// Reads the workspace with `cargo metadata --no-deps`, which needs no network.
     pub(crate) fn load() -> anyhow::Result<Self> {
-        let output = cargo::command()
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .output()
-            .context("cannot run cargo metadata")?;
-        if !output.status.success() {
-            bail!(
-                "cargo metadata failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        Self::from_metadata(&output.stdout)
+        Self::from_metadata(&cargo::stdout(&[
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+        ])?)
     }
 
     /// Parses `cargo metadata --format-version 1` output.
