@@ -3,7 +3,7 @@
 #   docker build -t task-api:prod .                        # production (the default, last stage)
 #   docker build --target component -o out .               # just the .wasm files, for other hosts
 #   docker build --target development -t task-api:dev .    # release host + component hot rebuild
-#   docker build --target test .                           # fmt, clippy, tests: fails on any failure
+#   docker build --target test .                           # fmt, clippy, unit tests: fails on any failure
 #   docker build --platform linux/arm64 -t task-api:arm64 .  # cross-built, no QEMU needed
 #
 # The component and the host are built in stages that do not depend on each other, so an edit
@@ -130,30 +130,44 @@ FROM scratch AS component
 COPY --from=component-builder /out/ /
 
 # ---------------------------------------------------------------------------------------------
-# dev-deps: every dependency of the workspace compiled in the dev profile (and clippy's
-# metadata) against the skeleton, baked into the image, so that the test stage's build of a
-# source edit compiles only our crates, never wasmtime.
-FROM base AS dev-deps
-ENV CARGO_TARGET_DIR=/cargo-target
-RUN cargo build --locked --workspace --all-targets \
- && cargo clippy --locked --workspace --all-targets
+# unit-scope: the packages the test stage checks, as cargo's `-p` arguments: every workspace
+# member but those that depend on wasmtime or whose tests start servers. xtask reads them
+# from cargo's resolve graph, so a new crate joins the scope with no edit here. Only this
+# file reaches dev-deps: an edit to xtask that leaves the scope as it was leaves dev-deps
+# cached. The cache mount is component-builder's, which builds xtask from the same sources,
+# so a build that runs both stages compiles xtask once.
+FROM base AS unit-scope
+COPY --from=skeleton /component-sources/ ./
+RUN --mount=type=cache,id=task-api-target-wasm,target=/src/target \
+    cargo --locked xtask unit-scope > /unit-scope
 
 # ---------------------------------------------------------------------------------------------
-# test: the seed's "Testing Stage" and "Static Analysis" bonuses. Any failure fails the build.
-# The stock `wasmtime serve` tests need the wasmtime CLI and run in `cargo xtask test` instead.
+# dev-deps: the dependencies of the unit scope compiled in the dev profile (and clippy's
+# metadata) against the skeleton, baked into the image, so that the test stage's build of a
+# source edit compiles only our crates. No package in the scope depends on wasmtime, so
+# nothing here builds it. Cargo unifies features over the packages one command selects, and
+# `cargo xtask` selects xtask alone: its dependencies are built a second time, with features
+# of their own, by running xtask's stub, which does nothing.
+FROM base AS dev-deps
+ENV CARGO_TARGET_DIR=/cargo-target
+COPY --from=unit-scope /unit-scope /unit-scope
+RUN xargs -a /unit-scope cargo build --locked --all-targets \
+ && xargs -a /unit-scope cargo clippy --locked --all-targets \
+ && cargo --locked xtask
+
+# ---------------------------------------------------------------------------------------------
+# test: the seed's "Testing Stage" and "Static Analysis" bonuses, on the unit scope:
+# formatting, then clippy with warnings denied and the tests of every package in it (the
+# API's logic, models and validation, the limits, the kv-fs adapter, xtask, ...). Any failure
+# fails the build. What needs the engine, built components, a server or Docker (the host's
+# tests, the fault suite, clippy for wasm32-wasip2, the stock `wasmtime serve` tests) runs
+# natively in `cargo xtask test`, before its Docker check builds this target.
 FROM dev-deps AS test
-# wrk loads the host in the component-swap test; promtool checks a metrics scrape; the
-# Redis store's tests start redis-server on ports of their own.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends wrk prometheus redis-server \
- && apt-get clean \
- && rm -rf /var/lib/apt/lists/*
 # The real tree over the stubs. COPY keeps the files' old mtimes, which cargo would take as
-# older than the stub builds, so they are touched. `xtask test --cargo-only` runs the lints,
-# builds the test components and runs every test but the stock `wasmtime serve` ones.
+# older than the stub builds, so they are touched.
 COPY . .
 RUN find . -name '*.rs' -exec touch {} + \
- && cargo --locked xtask test --cargo-only
+ && cargo --locked xtask test --unit
 
 # ---------------------------------------------------------------------------------------------
 # dev-tools: cargo-watch and wasm-tools, built apart so that the development image gets the

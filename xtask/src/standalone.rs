@@ -1,6 +1,7 @@
-//! Composition with `wac-graph`: `task_api_standalone.wasm` is task_api.wasm with its
-//! `wasi:keyvalue` imports plugged by the kv-fs adapter, so stock `wasmtime serve -S cli
-//! --dir` can give it durable state. The result imports only what wasmtime serves.
+//! The standalone component, `task_api_standalone.wasm`: task_api.wasm with its
+//! `wasi:keyvalue` imports plugged by the kv-fs adapter, composed with `wac-graph`, so stock
+//! `wasmtime serve -S cli --dir` can give it durable state. The result imports only what
+//! wasmtime serves.
 
 use std::path::Path;
 
@@ -13,12 +14,12 @@ pub(crate) const SOCKET: &str = "task_api.wasm";
 /// The kv-fs adapter, which exports `wasi:keyvalue`.
 pub(crate) const PLUG: &str = "kv_fs.wasm";
 /// The composition, for stock `wasmtime serve`.
-pub(crate) const STANDALONE: &str = "task_api_standalone.wasm";
+pub(crate) const FILE: &str = "task_api_standalone.wasm";
 
-/// Composes [`STANDALONE`] from [`SOCKET`] and [`PLUG`], all in `dir`.
-pub(crate) fn standalone(dir: &Path) -> anyhow::Result<()> {
-    eprintln!("==> compose: {SOCKET} + {PLUG} -> {STANDALONE}");
-    plug(&dir.join(SOCKET), &dir.join(PLUG), &dir.join(STANDALONE))
+/// Composes [`FILE`] from [`SOCKET`] and [`PLUG`], all in `dir`.
+pub(crate) fn compose(dir: &Path) -> anyhow::Result<()> {
+    eprintln!("==> compose: {SOCKET} + {PLUG} -> {FILE}");
+    plug(&dir.join(SOCKET), &dir.join(PLUG), &dir.join(FILE))
 }
 
 /// Plugs every import of `socket` that `plug` exports, and writes the composition to `out`.

@@ -6,8 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::harness::{curl, docker, expect, run, wait_until};
-use super::{DEFAULT_REPO, Tags};
-use crate::workspace_root;
+use super::tags::{DEFAULT_REPO, Tags};
+use crate::root::workspace_root;
 
 /// The compose command line: the plugin where the engine has one, else Debian's
 /// docker-compose, which reads the same files.
