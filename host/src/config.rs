@@ -23,8 +23,9 @@ pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_STORE_WAIT: Duration = Duration::from_secs(30);
 /// Time for a request body to arrive, and for the guest's whole answer.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// The cap on each of an instance's linear memories.
-pub const DEFAULT_MAX_MEMORY: usize = 64 << 20;
+/// The cap on each of an instance's linear memories: the one the component sizes its
+/// batches by.
+pub const DEFAULT_MAX_MEMORY: usize = task_api_limits::DEFAULT_MAX_MEMORY;
 /// The largest request body accepted: the component's own default, so that a component
 /// served elsewhere refuses what task-host refuses.
 pub const DEFAULT_MAX_BODY: usize = task_api_limits::DEFAULT_MAX_BODY;

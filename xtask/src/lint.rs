@@ -5,7 +5,7 @@ use crate::workspace::Workspace;
 use crate::{cargo, wasm};
 
 /// Formatting, then clippy with warnings denied: every target of the workspace on the host,
-/// and every component for wasm32-wasip2.
+/// and every component and the workspace libraries built into them for wasm32-wasip2.
 pub(crate) fn run() -> anyhow::Result<()> {
     let workspace = Workspace::load()?;
     format()?;
@@ -17,6 +17,9 @@ pub(crate) fn run() -> anyhow::Result<()> {
         .chain(&workspace.test_components)
     {
         wasm_clippy.extend(["-p", component.package.as_str()]);
+    }
+    for library in &workspace.wasm_libraries {
+        wasm_clippy.extend(["-p", library.as_str()]);
     }
     wasm_clippy.extend(["--", "-D", "warnings"]);
     cargo::run(&format!("clippy ({})", wasm::TARGET), &wasm_clippy)

@@ -94,6 +94,7 @@ mod tests {
             target_dir: PathBuf::from("/tmp/target"),
             components: Vec::new(),
             test_components: Vec::new(),
+            wasm_libraries: Vec::new(),
         };
         assert_eq!(
             super::dir(&workspace, "dev"),

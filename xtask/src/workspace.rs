@@ -1,7 +1,8 @@
 //! What `cargo metadata` says about the workspace: where cargo writes its output, and the
 //! wasm components listed in `[workspace.metadata.task-api]` of the root `Cargo.toml`, each
 //! with the file its cdylib target builds. That table is the only list of components; the
-//! file names come from the packages' own manifests.
+//! file names come from the packages' own manifests, and the workspace libraries compiled into
+//! them from their dependencies.
 
 use std::path::PathBuf;
 
@@ -19,6 +20,9 @@ pub(crate) struct Workspace {
     pub(crate) components: Vec<Component>,
     /// The components only tests serve.
     pub(crate) test_components: Vec<Component>,
+    /// The workspace packages a component depends on (task-api-core, the limits): they are
+    /// compiled for wasm32-wasip2 too, so they are linted there.
+    pub(crate) wasm_libraries: Vec<String>,
 }
 
 /// A wasm32-wasip2 component package.
@@ -55,10 +59,17 @@ impl Workspace {
                 .map(|name| component(&metadata.packages, name))
                 .collect()
         };
+        let components = resolve(&lists.components)?;
+        let test_components = resolve(&lists.test_components)?;
+        let wasm_libraries = libraries_of(
+            &metadata.packages,
+            components.iter().chain(&test_components),
+        );
         Ok(Self {
             target_dir: metadata.target_directory,
-            components: resolve(&lists.components)?,
-            test_components: resolve(&lists.test_components)?,
+            components,
+            test_components,
+            wasm_libraries,
         })
     }
 }
@@ -92,6 +103,30 @@ fn component(packages: &[Package], name: &str) -> anyhow::Result<Component> {
     })
 }
 
+/// The workspace packages that `components` depend on, directly or through each other, as
+/// normal (not dev or build) dependencies, sorted.
+fn libraries_of<'a>(
+    packages: &[Package],
+    components: impl Iterator<Item = &'a Component>,
+) -> Vec<String> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut todo: Vec<&str> = components
+        .map(|component| component.package.as_str())
+        .collect();
+    while let Some(name) = todo.pop() {
+        let Some(package) = packages.iter().find(|package| package.name == name) else {
+            continue;
+        };
+        for dependency in &package.dependencies {
+            let local = dependency.path.is_some() && dependency.kind.is_none();
+            if local && found.insert(dependency.name.clone()) {
+                todo.push(&dependency.name);
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
 /// The parts of `cargo metadata --format-version 1` read here.
 #[derive(Deserialize)]
 struct Metadata {
@@ -118,6 +153,18 @@ struct ComponentLists {
 struct Package {
     name: String,
     targets: Vec<Target>,
+    #[serde(default)]
+    dependencies: Vec<Dependency>,
+}
+
+/// A dependency as `cargo metadata --no-deps` lists it.
+#[derive(Deserialize)]
+struct Dependency {
+    name: String,
+    /// Set for a path dependency: a workspace package here.
+    path: Option<PathBuf>,
+    /// `dev` or `build`; `null` for a normal dependency.
+    kind: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +202,27 @@ mod tests {
         );
         assert_eq!(workspace.test_components[0].file, "faulty_component.wasm");
         assert_eq!(workspace.target_dir, std::path::Path::new("/tmp/target"));
+    }
+
+    #[test]
+    fn the_wasm_libraries_are_the_components_workspace_dependencies() {
+        let metadata = r#"{
+            "packages": [
+                {"name": "task-api", "targets": [{"name": "task_api", "kind": ["cdylib"]}],
+                 "dependencies": [
+                    {"name": "core", "path": "/w/core", "kind": null},
+                    {"name": "serde", "path": null, "kind": null},
+                    {"name": "fixtures", "path": "/w/fixtures", "kind": "dev"}
+                 ]},
+                {"name": "core", "targets": [{"name": "core", "kind": ["lib"]}],
+                 "dependencies": [{"name": "limits", "path": "/w/limits", "kind": null}]},
+                {"name": "limits", "targets": [{"name": "limits", "kind": ["lib"]}]}
+            ],
+            "target_directory": "/tmp/target",
+            "metadata": {"task-api": {"components": ["task-api"], "test-components": []}}
+        }"#;
+        let workspace = Workspace::from_metadata(metadata.as_bytes()).expect("valid metadata");
+        assert_eq!(workspace.wasm_libraries, ["core", "limits"]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use serde_json::json;
+use task_api_limits::too_large_detail;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::ops::metrics::{Metrics, Phase};
@@ -68,7 +69,7 @@ impl Failure {
                 metrics.body_refused("too_large");
                 closing(json_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("Request body is larger than {limit} bytes"),
+                    &too_large_detail(limit).to_string(),
                 ))
             }
             Self::BadBody(_) => {

@@ -18,7 +18,7 @@ pub(super) fn check(tag: &str, work: &Path) -> anyhow::Result<()> {
     wait_until(Duration::from_secs(300), || {
         Ok(curl("GET", &format!("{base}/"), None).is_ok_and(|(_, body)| body.contains("1.0.0")))
     })?;
-    let openapi = tree.join("component/src/openapi.rs");
+    let openapi = tree.join("core/src/openapi.rs");
     let source = std::fs::read_to_string(&openapi)?;
     std::fs::write(
         &openapi,
