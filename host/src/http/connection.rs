@@ -172,17 +172,18 @@ impl Drop for Open {
     }
 }
 
-/// Marks a connection as answering a request until the answer is sent or dropped.
-struct InFlight(Arc<AtomicBool>);
+/// Marks a connection as answering a request until the answer is sent or dropped, so that a
+/// drain closes only connections with nothing in progress.
+struct Answering(Arc<AtomicBool>);
 
-impl InFlight {
+impl Answering {
     fn new(flag: &Arc<AtomicBool>) -> Self {
         flag.store(true, Ordering::Release);
         Self(Arc::clone(flag))
     }
 }
 
-impl Drop for InFlight {
+impl Drop for Answering {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
     }
@@ -203,10 +204,10 @@ async fn serve(
     let flag = Arc::clone(&answering);
     let service = service_fn(move |request| {
         let handler = Arc::clone(&handler);
-        let in_flight = InFlight::new(&flag);
+        let mark = Answering::new(&flag);
         async move {
             let mut response = handler.handle(request).await?;
-            response.body_mut().hold(Box::new(in_flight));
+            response.body_mut().hold(Box::new(mark));
             Ok::<_, Infallible>(response)
         }
     });
