@@ -97,16 +97,18 @@ impl Handler {
         Ok(self.serving.call(request_id, request).await?)
     }
 
-    /// wasi:http gives every request an authority. HTTP/1.1 requires `Host`, so a request
-    /// without one (or with one that is not text) is the client's error; HTTP/1.0 predates
-    /// `Host`, and such a request is taken to name the address served.
+    /// wasi:http gives every request an authority. HTTP/1.1 requires exactly one `Host`
+    /// that is a valid authority (RFC 9112 §3.2), so a request without one, with two, or with
+    /// one that is not a host and port is the client's error; HTTP/1.0 predates `Host`, and
+    /// such a request is taken to name the address served.
     fn check_host(&self, request: &mut Request<Incoming>) -> Result<(), Failure> {
         if request.uri().authority().is_some() {
             return Ok(());
         }
-        match request.headers().get(HOST) {
-            Some(host) if !host.is_empty() && host.to_str().is_ok() => Ok(()),
-            None if request.version() <= HttpVersion::HTTP_10 => {
+        let mut hosts = request.headers().get_all(HOST).iter();
+        match (hosts.next(), hosts.next()) {
+            (Some(host), None) if is_host(host) => Ok(()),
+            (None, _) if request.version() <= HttpVersion::HTTP_10 => {
                 request.headers_mut().insert(HOST, self.authority.clone());
                 Ok(())
             }
@@ -127,5 +129,46 @@ impl Handler {
                 BodyError::Unreadable(error) => Failure::BadBody(error.to_string()),
             })?;
         Ok(Request::from_parts(parts, bytes))
+    }
+}
+
+/// Whether `value` is what RFC 9110 §7.2 allows in `Host`: a host and an optional port, with
+/// no user info, path, query or fragment.
+fn is_host(value: &HeaderValue) -> bool {
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let Ok(authority) = text.parse::<hyper::http::uri::Authority>() else {
+        return false;
+    };
+    // The parser also takes user info, which `Host` has none of, and any text after the
+    // colon: what follows the host must be nothing, or a port number.
+    match text.strip_prefix(authority.host()) {
+        Some("") => true,
+        Some(port) => port
+            .strip_prefix(':')
+            .is_some_and(|port| port.parse::<u16>().is_ok()),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_a_name_or_address_with_an_optional_port() {
+        for valid in [
+            "example.com",
+            "example.com:8080",
+            "127.0.0.1:8000",
+            "[::1]:80",
+            "a",
+        ] {
+            assert!(is_host(&HeaderValue::from_static(valid)), "{valid}");
+        }
+        for invalid in ["", "a/b", "u@a", "a b", "a?q", "a#f", "http://a", "a:port"] {
+            assert!(!is_host(&HeaderValue::from_static(invalid)), "{invalid:?}");
+        }
     }
 }

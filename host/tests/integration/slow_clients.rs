@@ -31,6 +31,29 @@ async fn an_http_1_1_request_without_host_is_400_and_http_1_0_is_served() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn two_hosts_or_a_host_that_is_not_an_authority_is_400() {
+    let server = TestServer::faulty(|_| {}).await;
+    for host in [
+        "Host: a\r\nHost: b",
+        "Host: a/b",
+        "Host: u@a",
+        "Host: a:port",
+    ] {
+        let request = format!("GET / HTTP/1.1\r\n{host}\r\nConnection: close\r\n\r\n");
+        let (answer, _) = exchange_bytes(server.addr, request.into_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{host:?}: {answer}");
+        assert!(
+            answer.ends_with(r#"{"detail":"Missing or invalid Host header"}"#),
+            "{host:?}: {answer}"
+        );
+    }
+    let request = b"GET / HTTP/1.1\r\nHost: example.com:8080\r\nConnection: close\r\n\r\n";
+    let (answer, _) = exchange_bytes(server.addr, request.to_vec()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_request_head_sent_too_slowly_or_never_is_cut_off() {
     let server =
         TestServer::faulty(|config| config.header_timeout = Duration::from_millis(500)).await;
