@@ -76,7 +76,7 @@ pub struct ServeArgs {
     /// Key-value store: `memory` (volatile), `redb:PATH` (durable; parent directories are
     /// created) or `redis://HOST:PORT[/DB]` (`rediss://` for TLS; shared by every replica
     /// that names it, as durable as its persistence settings).
-    #[arg(long, env = "TASK_HOST_STORE", default_value = config::DEFAULT_STORE)]
+    #[arg(long, env = "TASK_HOST_STORE", default_value = config::DEFAULT_STORE, hide_env_values = true, value_parser = StoreParser)]
     pub store: StoreSpec,
 
     /// Redis: how long connecting and each command may take; past it the request gets 503
@@ -248,6 +248,35 @@ pub struct EchoArgs {
     /// The words to print.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub words: Vec<String>,
+}
+
+/// Parses `--store`. clap's own message for a value that does not parse quotes the value,
+/// and a Redis URL may carry a password, so this one says what is wrong without it.
+#[derive(Debug, Clone, Copy)]
+struct StoreParser;
+
+impl clap::builder::TypedValueParser for StoreParser {
+    type Value = StoreSpec;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<StoreSpec, clap::Error> {
+        let refuse = |reason: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid --store: {reason}\n"),
+            )
+            .with_cmd(command)
+        };
+        value
+            .to_str()
+            .ok_or_else(|| refuse("not UTF-8".to_owned()))?
+            .parse()
+            .map_err(refuse)
+    }
 }
 
 /// A timeout that is off at zero would be a trap in a flag meant to bound clients.

@@ -63,9 +63,27 @@ impl RedisUrl {
         }
         Some(match spec.into_connection_info() {
             Ok(_) => Ok(Self(spec.to_owned())),
-            Err(error) => Err(format!("invalid Redis URL: {error}")),
+            Err(error) => Err(format!("invalid Redis URL {}: {error}", redacted(spec))),
         })
     }
+}
+
+/// `spec` with the password of any `scheme://user:password@` in it masked, for errors about
+/// text that did not parse: `user:***@`, or `***@` where the user info has no colon (Redis
+/// takes a lone user info as a password).
+pub(crate) fn redacted(spec: &str) -> String {
+    let Some((scheme, rest)) = spec.split_once("://") else {
+        return spec.to_owned();
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let Some((user_info, _)) = authority.rsplit_once('@') else {
+        return spec.to_owned();
+    };
+    let masked = match user_info.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{scheme}://{masked}{}", &rest[user_info.len()..])
 }
 
 /// The URL without its password, for logs and errors.
@@ -352,6 +370,15 @@ impl Backend for RedisBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_text_that_did_not_parse_is_masked() {
+        assert_eq!(redacted("redis://:pw@h:x/0"), "redis://:***@h:x/0");
+        assert_eq!(redacted("reddis://u:pw@h/0"), "reddis://u:***@h/0");
+        assert_eq!(redacted("redis://pw@h"), "redis://***@h");
+        assert_eq!(redacted("redis://h:6379/@x"), "redis://h:6379/@x");
+        assert_eq!(redacted("redb:./p@q"), "redb:./p@q");
+    }
 
     #[test]
     fn no_bucket_prefix_is_a_prefix_of_another() {

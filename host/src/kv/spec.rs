@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::backend::{Backend, BatchObserver};
-use super::redis::RedisUrl;
+use super::redis::{RedisUrl, redacted};
 use super::{memory, redb, redis};
 
 /// How long a networked store may take: each operation, and the wait for it at startup.
@@ -41,7 +41,8 @@ impl FromStr for StoreSpec {
             _ if spec == "memory" => Ok(Self::Memory),
             Some(("redb", path)) if !path.is_empty() => Ok(Self::Redb(PathBuf::from(path))),
             _ => Err(format!(
-                "unknown store {spec:?}: expected `memory`, `redb:PATH` or `redis://HOST:PORT[/DB]`"
+                "unknown store {:?}: expected `memory`, `redb:PATH` or `redis://HOST:PORT[/DB]`",
+                redacted(spec)
             )),
         }
     }

@@ -151,6 +151,31 @@ fn an_unknown_store_kind() {
 }
 
 #[test]
+fn a_store_password_appears_in_no_error_and_no_help() {
+    const PASSWORD: &str = "s3cret-pw";
+    for store in [
+        format!("redis://:{PASSWORD}@localhost:notaport"),
+        format!("reddis://user:{PASSWORD}@localhost:6379"),
+    ] {
+        let (code, stderr) = serve_fails(&["--store", &store]);
+        assert_eq!(code, Some(2), "clap's usage error: {stderr}");
+        assert!(stderr.contains("--store"), "names the flag: {stderr}");
+        assert!(!stderr.contains(PASSWORD), "the password leaked: {stderr}");
+    }
+    let help = host_command()
+        .args(["serve", "--help"])
+        .env(
+            "TASK_HOST_STORE",
+            format!("redis://:{PASSWORD}@localhost:6379"),
+        )
+        .output()
+        .expect("task-host runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("TASK_HOST_STORE"), "{help}");
+    assert!(!help.contains(PASSWORD), "the password leaked: {help}");
+}
+
+#[test]
 fn a_redis_that_cannot_be_reached_within_the_store_wait() {
     let port = test_support::free_port().expect("a port nothing listens on");
     let store = format!("redis://127.0.0.1:{port}");
