@@ -229,19 +229,22 @@ impl Body for ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
+        let body = match self.ending {
+            Ending::Complete => "complete",
+            Ending::Aborted => "aborted",
+            // hyper drops a body once its Content-Length is out, or once a host-made body
+            // (no guest behind it) says it is at its end; one it never needs (HEAD: the head
+            // is the whole answer); and one the client stopped reading. So the guest is let
+            // go only below: a guest still running is a body not known to be whole.
+            Ending::Open if Some(self.bytes) == self.head.length => "complete",
+            Ending::Open if self.guest.is_none() && self.inner.is_end_stream() => "complete",
+            Ending::Open if self.exchange.method == Method::HEAD => "complete",
+            Ending::Open => "unfinished",
+        };
         // A client that went away mid-body leaves the guest with no one to write for.
         if let Some(guest) = self.guest.take() {
             guest.abort();
         }
-        let body = match self.ending {
-            Ending::Complete => "complete",
-            Ending::Aborted => "aborted",
-            // hyper drops a body once its Content-Length is out, one it never needs (HEAD),
-            // and one the client stopped reading.
-            Ending::Open if Some(self.bytes) == self.head.length => "complete",
-            Ending::Open if self.bytes == 0 && self.inner.is_end_stream() => "complete",
-            Ending::Open => "unfinished",
-        };
         let Exchange {
             ref metrics,
             _in_flight: _,

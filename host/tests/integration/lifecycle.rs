@@ -7,7 +7,9 @@ use hyper::Method;
 use rustix::process::Signal;
 use serde_json::json;
 
-use crate::common::{Reply, ServerProcess, components, host_command, send_raw, task_api_on_redb};
+use crate::common::{
+    Reply, ServerProcess, components, exchange_bytes, host_command, send_raw, task_api_on_redb,
+};
 
 async fn create(host: &ServerProcess, title: &str) -> u64 {
     let body = Some((
@@ -47,6 +49,54 @@ async fn the_startup_line_names_the_port_this_process_answers_on() {
     let access =
         format!("request_id={request_id} method=GET path=\"/\" status=200 body=\"complete\"");
     host.wait_for_log(&access, 1, Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_made_answers_and_head_are_logged_as_complete() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let component = components().task_api.to_string_lossy().into_owned();
+    let host = ServerProcess::host(
+        dir.path(),
+        &[
+            "--component",
+            &component,
+            "--store",
+            "memory",
+            "--max-body",
+            "16",
+        ],
+    );
+    // hyper never polls the body of an answer to HEAD, whatever its status.
+    let head = send_raw(host.addr, Method::HEAD, "/", None).await;
+    // A host-made 400 (two Host headers) and 413 (a body over --max-body): the guest never
+    // ran, and the whole JSON answer went out.
+    let (answer, _) = exchange_bytes(
+        host.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let too_large = send_raw(
+        host.addr,
+        Method::POST,
+        "/tasks",
+        Some((
+            "application/json",
+            br#"{"title": "longer than sixteen bytes"}"#.to_vec(),
+        )),
+    )
+    .await;
+    assert_eq!(too_large.status, 413);
+    for line in [
+        format!(
+            "method=HEAD path=\"/\" status={} body=\"complete\"",
+            head.status
+        ),
+        "method=GET path=\"/\" status=400 body=\"complete\"".to_owned(),
+        "method=POST path=\"/tasks\" status=413 body=\"complete\"".to_owned(),
+    ] {
+        host.wait_for_log(&line, 1, Duration::from_secs(10)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
