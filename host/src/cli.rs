@@ -112,6 +112,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_PROBE_PATH", default_value = config::DEFAULT_PROBE_PATH, value_parser = parse_probe_path)]
     pub probe_path: String,
 
+    /// How long a reload candidate has to answer its probe before it is rejected (at most
+    /// --request-timeout).
+    #[arg(long, env = "TASK_HOST_PROBE_TIMEOUT", default_value_t = config::DEFAULT_PROBE_TIMEOUT.into(), value_parser = parse_nonzero_duration)]
+    pub probe_timeout: Span,
+
     /// Most guest instances running at once. Requests beyond it wait up to --queue-timeout
     /// for a slot, then get 503 with Retry-After.
     #[arg(long, env = "TASK_HOST_MAX_INSTANCES", default_value_t = config::DEFAULT_MAX_INSTANCES, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -193,6 +198,7 @@ impl From<ServeArgs> for Config {
             max_connections: args.max_connections,
             watch: args.watch,
             probe_path: args.probe_path,
+            probe_timeout: args.probe_timeout.into(),
             shutdown_timeout: args.shutdown_timeout.into(),
             admin_addr: args.admin_addr,
             cache_max_size: args.cache_max_size.as_u64(),

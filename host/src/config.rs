@@ -47,6 +47,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
 /// How long `task-host healthcheck` waits for an answer.
 pub const DEFAULT_HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a reload candidate has to answer its probe: a candidate that loops must not
+/// hold reloads for a whole request timeout.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The path a reload candidate must answer with 2xx, and `task-host healthcheck` probes.
 pub const DEFAULT_PROBE_PATH: &str = "/health";
 
@@ -95,6 +98,8 @@ pub struct Config {
     pub watch: bool,
     /// The path a reload candidate must answer `GET` on with 2xx.
     pub probe_path: String,
+    /// How long a reload candidate has to answer its probe, at most the request timeout.
+    pub probe_timeout: Duration,
     /// How long a drain waits for requests in flight.
     pub shutdown_timeout: Duration,
     /// Where `/metrics`, `/livez` and `/readyz` are served; `None` turns them off.
@@ -127,6 +132,7 @@ impl Config {
             max_connections: None,
             watch: true,
             probe_path: DEFAULT_PROBE_PATH.to_owned(),
+            probe_timeout: DEFAULT_PROBE_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             admin_addr: None,
             cache_dir: default_cache_dir(),

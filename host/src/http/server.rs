@@ -94,6 +94,7 @@ impl Server {
             env,
             capacity,
             config.queue_timeout,
+            config.probe_timeout,
             Arc::clone(&metrics),
         ));
         let handler = Arc::new(Handler::new(

@@ -63,25 +63,31 @@ pub(crate) struct Serving {
     env: GuestEnv,
     capacity: Capacity,
     gate: Gate,
+    /// How long a candidate has to answer its probe.
+    probe_timeout: Duration,
     next_request_id: AtomicU64,
 }
 
 impl Serving {
     /// Serves `version` with `env`, admitting as many requests at once as `capacity` holds
-    /// of it, each waiting up to `queue_timeout` for a slot.
+    /// of it, each waiting up to `queue_timeout` for a slot; a candidate's probe has
+    /// `probe_timeout`, or the request timeout if that is shorter.
     pub(crate) fn new(
         version: Version,
         env: GuestEnv,
         capacity: Capacity,
         queue_timeout: Duration,
+        probe_timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
         let gate = Gate::new(capacity.fits(version.shape), queue_timeout, metrics);
+        let probe_timeout = probe_timeout.min(env.request_timeout);
         Self {
             served: Slot::new(version),
             env,
             capacity,
             gate,
+            probe_timeout,
             next_request_id: AtomicU64::new(1),
         }
     }
@@ -111,12 +117,19 @@ impl Serving {
         let slot = self.gate.enter().await.ok_or(GuestFailure::Busy)?;
         self.served
             .current()
-            .call(&self.env, request_id, request, slot)
+            .call(
+                &self.env,
+                request_id,
+                request,
+                slot,
+                self.env.request_timeout,
+            )
             .await
     }
 
     /// Sends `GET path` to `candidate` in a new instance, under the same limits and
-    /// with the same store as real requests, and returns the status, or why there was none.
+    /// with the same store as real requests, and returns the status within the probe
+    /// timeout, or why there was none.
     pub(crate) async fn probe(
         &self,
         candidate: &Version,
@@ -126,7 +139,13 @@ impl Serving {
         // candidate's instance finds room in a pool sized for the gate.
         self.served.current().shed_idle();
         candidate
-            .probe(&self.env, &self.gate, self.next_request_id(), path)
+            .probe(
+                &self.env,
+                &self.gate,
+                self.next_request_id(),
+                path,
+                self.probe_timeout,
+            )
             .await
     }
 

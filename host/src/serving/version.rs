@@ -3,6 +3,7 @@
 //! probe a candidate version must pass before it is served.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::header::HOST;
@@ -42,7 +43,7 @@ impl Version {
 
     /// Runs `request` in an idle instance of this version, or a new one, holding `slot`
     /// until the guest is done. Returns the response head, with the guest still writing the
-    /// body. The guest yields every epoch tick and is interrupted past its deadline
+    /// body. The guest yields every epoch tick and is interrupted `timeout` after it starts
     /// ([`Instance::begin`]).
     ///
     /// A guest that fails, or answers 5xx, after a store call found the store unavailable is
@@ -53,8 +54,8 @@ impl Version {
         request_id: u64,
         request: Request<Bytes>,
         slot: Admission,
+        timeout: Duration,
     ) -> Result<(Response<HyperOutgoingBody>, RunningGuest), GuestFailure> {
-        let timeout = env.request_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let pre = self.pre.clone();
         let outage = StoreOutage::default();
@@ -134,13 +135,14 @@ impl Version {
 
     /// Sends `GET path` to this version in a new instance (kept for reuse if this version
     /// goes on to be served), with the same store and limits as real requests and a slot
-    /// from `gate`, and returns the status, or why there was none.
+    /// from `gate`, and returns the status within `timeout`, or why there was none.
     pub(crate) async fn probe(
         &self,
         env: &GuestEnv,
         gate: &Gate,
         request_id: u64,
         path: &str,
+        timeout: Duration,
     ) -> Result<StatusCode, String> {
         // wasi:http requests carry an authority; a probe has no client, so it names the host.
         let request = Request::get(path)
@@ -151,7 +153,7 @@ impl Version {
             .enter()
             .await
             .ok_or_else(|| GuestFailure::Busy.describe())?;
-        match self.call(env, request_id, request, slot).await {
+        match self.call(env, request_id, request, slot, timeout).await {
             Ok((response, _guest)) => Ok(response.status()),
             Err(failure) => Err(failure.describe()),
         }

@@ -146,6 +146,30 @@ async fn rejected_candidates_leave_the_old_version_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_candidate_whose_probe_never_answers_is_rejected_long_before_the_request_timeout() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    // The faulty component spins forever on /loop; task-api, served first, is never probed.
+    let (app, host) = serve_copy(
+        &dir,
+        &["--probe-path", "/loop", "--request-timeout", "120s"],
+    );
+    let started = Instant::now();
+    rename_over(&components().faulty, &app);
+    let lines = host.wait_for_log("reload rejected", 1, PATIENCE).await;
+    assert!(
+        lines[0].contains("the candidate failed GET /loop: no complete response within"),
+        "{:?}",
+        lines[0]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a looping probe held reloads for {:?}",
+        started.elapsed()
+    );
+    assert_eq!(version(host.client()).await, "task-api");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn ten_swaps_under_load_drop_no_request() {
     const SWAPS: u32 = 10;
     const LOAD: Duration = Duration::from_secs(30);
