@@ -120,12 +120,25 @@ impl Reloader {
         let validated = started.elapsed();
         let switch = Instant::now();
         let new = version.digest.clone();
+        let compiled = version.compiled();
         let old = self.serving.swap(version);
+        let switched = switch.elapsed();
+        // Only now that it is served is it worth a cache entry: a rejected candidate would
+        // take room, and could evict the entry of the version being served. Writing it is
+        // disk work, kept off the threads that serve requests.
+        if let Some(component) = compiled {
+            let (cache, digest) = (Arc::clone(&self.cache), new.clone());
+            if let Err(error) =
+                tokio::task::spawn_blocking(move || cache.keep(&component, &digest)).await
+            {
+                tracing::warn!("the compile cache write task failed: {error}");
+            }
+        }
         Ok(Some(Swap {
             old: old.digest.clone(),
             new,
             validated,
-            switched: switch.elapsed(),
+            switched,
         }))
     }
 

@@ -68,6 +68,9 @@ impl Server {
             Arc::clone(&metrics),
         )?);
         let version = candidate.load(&linker, &cache)?;
+        if let Some(component) = version.compiled() {
+            cache.keep(&component, &version.digest);
+        }
         // After the component: a mistake in it is reported at once, not after the wait for
         // a store that cannot be reached.
         let batches = Arc::clone(&metrics);

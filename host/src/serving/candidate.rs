@@ -105,9 +105,9 @@ impl Candidate {
         cache: &CompileCache,
     ) -> wasmtime::Result<Version> {
         let engine = linker.engine();
-        let (component, _) = cache.load(engine, &self.digest, || self.compile(engine))?;
+        let (component, source) = cache.load(engine, &self.digest, || self.compile(engine))?;
         let pre = self.link(linker, &component)?;
-        Ok(Version::new(pre, self.digest, self.shape))
+        Ok(Version::new(pre, self.digest, self.shape, source))
     }
 }
 

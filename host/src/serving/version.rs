@@ -13,6 +13,9 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use wasmtime::component::Component;
+
+use super::cache::Source;
 use super::guest::{GuestFailure, MemoryRefused, RunningGuest, guest_body};
 use super::host_state::HostState;
 use super::instance::{GuestEnv, Idle, Instance};
@@ -28,17 +31,33 @@ pub(crate) struct Version {
     pub(crate) digest: String,
     /// What one instance takes from the pool.
     pub(crate) shape: Shape,
+    /// Where its machine code came from.
+    source: Source,
 }
 
 impl Version {
-    /// The version linked as `pre`, from a file with sha256 `digest`.
-    pub(crate) fn new(pre: ProxyPre<HostState>, digest: String, shape: Shape) -> Self {
+    /// The version linked as `pre`, from a file with sha256 `digest`, its machine code from
+    /// `source`.
+    pub(crate) fn new(
+        pre: ProxyPre<HostState>,
+        digest: String,
+        shape: Shape,
+        source: Source,
+    ) -> Self {
         Self {
             pre,
             idle: Arc::new(Idle::default()),
             digest,
             shape,
+            source,
         }
+    }
+
+    /// The compiled component, if Cranelift compiled it for this version rather than the
+    /// cache or a precompiled artifact supplying it: what the cache should keep once this
+    /// version is served (`CompileCache::keep`).
+    pub(crate) fn compiled(&self) -> Option<Component> {
+        (self.source == Source::Compiled).then(|| self.pre.instance_pre().component().clone())
     }
 
     /// Runs `request` in an idle instance of this version, or a new one, holding `slot`

@@ -166,3 +166,35 @@ async fn a_precompiled_component_is_served_without_compiling() {
     host.wait_for_log("component compiled", 1, PATIENCE).await;
     assert!(!host.log_text().contains("WARN"), "{}", host.log_text());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_candidate_is_not_cached_and_evicts_nothing() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let app = dir.path().join("app.wasm");
+    std::fs::copy(&components().task_api, &app).expect("copy task_api.wasm");
+    let app_flag = app.to_string_lossy().into_owned();
+    // A budget smaller than any entry: every write would evict every other entry.
+    let host = ServerProcess::host(
+        dir.path(),
+        &[
+            "--component",
+            &app_flag,
+            "--store",
+            "memory",
+            "--cache-max-size",
+            "1",
+        ],
+    );
+    host.client().get("/").await.expect(200);
+    let served = entry(dir.path());
+    // The faulty component answers GET /health with 500: the candidate is rejected.
+    let temp = app.with_extension("tmp");
+    std::fs::copy(&components().faulty, &temp).expect("copy the candidate");
+    std::fs::rename(&temp, &app).expect("rename it over the served file");
+    host.wait_for_log("reload rejected", 1, PATIENCE).await;
+    assert_eq!(
+        entry(dir.path()),
+        served,
+        "the served version's entry is the only one"
+    );
+}

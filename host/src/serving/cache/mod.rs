@@ -19,7 +19,9 @@
 //!
 //! The cache is an accelerator, never a requirement: a directory that cannot be created or
 //! written (read-only, full) is a warning, and the component is served compiled. It keeps to
-//! a budget in bytes ([`prune`]).
+//! a budget in bytes ([`prune`]). Only versions that are served are written
+//! ([`CompileCache::keep`]): a candidate that is rejected neither takes room nor evicts the
+//! entry of the version being served.
 //!
 //! Lookup order: the cache (code for this very CPU), then an artifact `task-host precompile`
 //! made ahead of time ([`precompiled`]), then Cranelift, whose result goes to the cache.
@@ -106,8 +108,8 @@ impl CompileCache {
     }
 
     /// The component with sha256 `digest` compiled for `engine`: from the cache if a valid
-    /// entry is there, else from `compile`, whose result is then written to the cache. One
-    /// log line says which, and how long it took.
+    /// entry is there, else from `compile`. One log line says which, and how long it took.
+    /// A compiled one is written to the cache only once it is served ([`Self::keep`]).
     pub(crate) fn load(
         &self,
         engine: &Engine,
@@ -164,19 +166,26 @@ impl CompileCache {
             took_ms = started.elapsed().as_secs_f64() * 1000.0,
             "component compiled"
         );
-        if let Some(path) = path {
-            match self.write(&component, &path, digest) {
-                Ok(size) => prune::prune(&path, size, self.max_size),
-                Err(error) => {
-                    self.metrics.compile_cache_write_failed();
-                    tracing::warn!(
-                        "cannot write the compile cache entry {}: {error:#}",
-                        path.display()
-                    );
-                }
+        Ok((component, Source::Compiled))
+    }
+
+    /// Writes `component`, with sha256 `digest`, to the cache, now that it is served, and
+    /// removes the entries used least recently past the budget (never this one). A failure
+    /// is a warning: the cache is only an accelerator.
+    pub(crate) fn keep(&self, component: &Component, digest: &str) {
+        let Some(path) = self.path(digest) else {
+            return;
+        };
+        match self.write(component, &path, digest) {
+            Ok(size) => prune::prune(&path, size, self.max_size),
+            Err(error) => {
+                self.metrics.compile_cache_write_failed();
+                tracing::warn!(
+                    "cannot write the compile cache entry {}: {error:#}",
+                    path.display()
+                );
             }
         }
-        Ok((component, Source::Compiled))
     }
 
     /// Where the entry for `digest` lives. Both halves of the key are in the name, so that
@@ -238,6 +247,20 @@ mod tests {
         Ok(Engine::default())
     }
 
+    /// Loads the component as a reload does, and keeps it as serving it does.
+    fn serve(
+        cache: &CompileCache,
+        engine: &Engine,
+        digest: &str,
+        compile: impl FnOnce() -> wasmtime::Result<Component>,
+    ) -> anyhow::Result<Source> {
+        let (component, source) = cache.load(engine, digest, compile)?;
+        if source == Source::Compiled {
+            cache.keep(&component, digest);
+        }
+        Ok(source)
+    }
+
     #[test]
     fn a_second_load_is_a_hit_and_a_corrupt_entry_is_rewritten() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
@@ -246,9 +269,9 @@ mod tests {
         let cache = CompileCache::open(Some(&cache_dir), u64::MAX, None, &engine, Arc::default())?;
         let digest = "ab".repeat(32);
         let compile = || Component::new(&engine, COMPONENT);
-        let (_, first) = cache.load(&engine, &digest, compile)?;
+        let first = serve(&cache, &engine, &digest, compile)?;
         assert_eq!(first, Source::Compiled);
-        let (_, second) = cache.load(&engine, &digest, compile)?;
+        let second = serve(&cache, &engine, &digest, compile)?;
         assert_eq!(second, Source::Cache);
 
         let mode = std::fs::metadata(&cache_dir)?.mode() & 0o777;
@@ -261,14 +284,31 @@ mod tests {
             *last ^= 1;
         }
         std::fs::write(&path, &entry)?;
-        let (_, corrupt) = cache.load(&engine, &digest, compile)?;
+        let corrupt = serve(&cache, &engine, &digest, compile)?;
         assert_eq!(
             corrupt,
             Source::Compiled,
             "a corrupt entry is compiled afresh"
         );
-        let (_, rewritten) = cache.load(&engine, &digest, compile)?;
+        let rewritten = serve(&cache, &engine, &digest, compile)?;
         assert_eq!(rewritten, Source::Cache, "and rewritten");
+        Ok(())
+    }
+
+    #[test]
+    fn a_component_is_written_only_when_kept() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let engine = engine()?;
+        let cache = CompileCache::open(Some(dir.path()), u64::MAX, None, &engine, Arc::default())?;
+        let digest = "ef".repeat(32);
+        let compile = || Component::new(&engine, COMPONENT);
+        let (_, source) = cache.load(&engine, &digest, compile)?;
+        assert_eq!(source, Source::Compiled);
+        let path = cache.path(&digest).context("the cache is on")?;
+        assert!(!path.exists(), "a candidate not yet served is not written");
+        let (component, _) = cache.load(&engine, &digest, compile)?;
+        cache.keep(&component, &digest);
+        assert!(path.exists(), "a served one is");
         Ok(())
     }
 
@@ -293,8 +333,8 @@ mod tests {
         // succeed, whoever runs the test (root ignores permission bits).
         std::fs::create_dir(cache.path(&digest).context("the cache is on")?)?;
         let compile = || Component::new(&engine, COMPONENT);
-        assert_eq!(cache.load(&engine, &digest, compile)?.1, Source::Compiled);
-        assert_eq!(cache.load(&engine, &digest, compile)?.1, Source::Compiled);
+        assert_eq!(serve(&cache, &engine, &digest, compile)?, Source::Compiled);
+        assert_eq!(serve(&cache, &engine, &digest, compile)?, Source::Compiled);
         Ok(())
     }
 
@@ -306,7 +346,7 @@ mod tests {
         let (first, second) = ("ab".repeat(32), "cd".repeat(32));
         let unbounded =
             CompileCache::open(Some(dir.path()), u64::MAX, None, &engine, Arc::default())?;
-        unbounded.load(&engine, &first, compile)?;
+        serve(&unbounded, &engine, &first, compile)?;
         let size = std::fs::metadata(unbounded.path(&first).context("on")?)?.len();
 
         // Room for one entry and a half: writing the second leaves no room for the first.
@@ -317,13 +357,13 @@ mod tests {
             &engine,
             Arc::default(),
         )?;
-        assert_eq!(cache.load(&engine, &first, compile)?.1, Source::Cache);
-        assert_eq!(cache.load(&engine, &second, compile)?.1, Source::Compiled);
+        assert_eq!(serve(&cache, &engine, &first, compile)?, Source::Cache);
+        assert_eq!(serve(&cache, &engine, &second, compile)?, Source::Compiled);
         assert!(
             !cache.path(&first).context("on")?.exists(),
             "the first is removed"
         );
-        assert_eq!(cache.load(&engine, &second, compile)?.1, Source::Cache);
+        assert_eq!(serve(&cache, &engine, &second, compile)?, Source::Cache);
         Ok(())
     }
 
@@ -334,14 +374,14 @@ mod tests {
         let compile = || Component::new(&engine, COMPONENT);
         let cache = CompileCache::open(Some(dir.path()), u64::MAX, None, &engine, Arc::default())?;
         let digest = "ab".repeat(32);
-        cache.load(&engine, &digest, compile)?;
+        serve(&cache, &engine, &digest, compile)?;
         let path = cache.path(&digest).context("the cache is on")?;
         let long_ago = SystemTime::UNIX_EPOCH;
         std::fs::File::options()
             .write(true)
             .open(&path)?
             .set_modified(long_ago)?;
-        assert_eq!(cache.load(&engine, &digest, compile)?.1, Source::Cache);
+        assert_eq!(serve(&cache, &engine, &digest, compile)?, Source::Cache);
         let used = std::fs::metadata(&path)?.modified()?;
         assert!(
             used.duration_since(long_ago)?.as_secs() > 86_400,
