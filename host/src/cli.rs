@@ -89,6 +89,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_STORE_WAIT", default_value_t = config::DEFAULT_STORE_WAIT.into())]
     pub store_wait: Span,
 
+    /// Redis: serve even though its maxmemory-policy evicts keys (`allkeys-*`), which loses
+    /// tasks and hands out their ids again. Off: such a Redis is refused at startup.
+    #[arg(long, env = "TASK_HOST_REDIS_ALLOW_EVICTION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub redis_allow_eviction: bool,
+
     /// A request body not received by then gets 408; a guest that has not answered by then
     /// (counted from when it starts) is interrupted with 504, or cut off mid-body.
     #[arg(long, env = "TASK_HOST_REQUEST_TIMEOUT", default_value_t = config::DEFAULT_REQUEST_TIMEOUT.into())]
@@ -188,6 +193,7 @@ impl From<ServeArgs> for Config {
                 operation: args.store_timeout.into(),
                 startup: args.store_wait.into(),
             },
+            redis_allow_eviction: args.redis_allow_eviction,
             request_timeout: args.request_timeout.into(),
             max_memory: in_memory(args.max_memory),
             max_body: in_memory(args.max_body),

@@ -76,6 +76,9 @@ pub struct Config {
     pub store: StoreSpec,
     /// How long a networked store may take, per command and at startup.
     pub store_timeouts: StoreTimeouts,
+    /// Whether to serve from a Redis that evicts keys under memory pressure (losing tasks,
+    /// and handing out ids again); refused by default.
+    pub redis_allow_eviction: bool,
     /// A body not received by then gets 408; a guest that has not answered by then (from its
     /// start) gets 504, and one still writing its body is cut off.
     pub request_timeout: Duration,
@@ -122,6 +125,7 @@ impl Config {
                 operation: DEFAULT_STORE_TIMEOUT,
                 startup: DEFAULT_STORE_WAIT,
             },
+            redis_allow_eviction: false,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_memory: DEFAULT_MAX_MEMORY,
             max_body: DEFAULT_MAX_BODY,

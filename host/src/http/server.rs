@@ -76,7 +76,10 @@ impl Server {
         let batches = Arc::clone(&metrics);
         let on_batch = Box::new(move |writes| batches.kv_batch(writes));
         let kv: Arc<dyn Backend> = Arc::new(Instrumented::new(
-            config.store.open(config.store_timeouts, on_batch).await?,
+            config
+                .store
+                .open(config.store_timeouts, config.redis_allow_eviction, on_batch)
+                .await?,
             config.store.kind(),
             Arc::clone(&metrics),
         ));

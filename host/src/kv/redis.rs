@@ -86,6 +86,39 @@ pub(crate) fn redacted(spec: &str) -> String {
     format!("{scheme}://{masked}{}", &rest[user_info.len()..])
 }
 
+/// Refuses a Redis that evicts keys under memory pressure, unless `allow`: an evicted id
+/// counter hands out ids again, and new tasks overwrite old ones. The `allkeys-*` policies
+/// evict any key; `volatile-*` ones only keys with an expiry, and the store sets none.
+/// A Redis that will not say (`CONFIG` is often disabled on managed services) is a warning.
+async fn check_eviction(
+    connection: &mut ConnectionManager,
+    url: &RedisUrl,
+    timeout: Duration,
+    allow: bool,
+) -> anyhow::Result<()> {
+    let mut command = redis::cmd("CONFIG");
+    command.arg("GET").arg("maxmemory-policy");
+    let asked = command.query_async::<Vec<String>>(connection);
+    let policy = match tokio::time::timeout(timeout, asked).await {
+        Ok(Ok(reply)) => reply.into_iter().nth(1),
+        Ok(Err(error)) => {
+            tracing::warn!(%url, "cannot read the store's maxmemory-policy ({error}); make sure it evicts no keys");
+            return Ok(());
+        }
+        Err(_) => None,
+    };
+    let Some(policy) = policy.filter(|policy| policy.starts_with("allkeys-")) else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        allow,
+        "the store {url} evicts keys (maxmemory-policy {policy}), which would lose tasks and \
+         hand out their ids again: set it to noeviction, or pass --redis-allow-eviction true"
+    );
+    tracing::warn!(%url, policy, "the store may evict keys (--redis-allow-eviction)");
+    Ok(())
+}
+
 /// The URL without its password, for logs and errors.
 impl fmt::Display for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -128,6 +161,7 @@ impl RedisBackend {
         url: &RedisUrl,
         timeout: Duration,
         wait: Duration,
+        allow_eviction: bool,
     ) -> anyhow::Result<Self> {
         let runtime = Handle::current();
         anyhow::ensure!(
@@ -154,10 +188,11 @@ impl RedisBackend {
                 Ok::<_, RedisError>(connection)
             };
             let error = match tokio::time::timeout(timeout, attempt).await {
-                Ok(Ok(connection)) => {
+                Ok(Ok(mut connection)) => {
                     if attempts > 1 {
                         tracing::info!(%url, attempts, "reached the store");
                     }
+                    check_eviction(&mut connection, url, timeout, allow_eviction).await?;
                     return Ok(Self {
                         connection,
                         runtime,

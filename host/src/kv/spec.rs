@@ -68,19 +68,26 @@ impl StoreSpec {
         }
     }
 
-    /// Opens the backend, creating what is missing; a networked one within `timeouts`. A
-    /// backend that commits writes in batches tells `on_batch` each batch's size; the others
-    /// never call it.
+    /// Opens the backend, creating what is missing; a networked one within `timeouts`, and
+    /// one that evicts keys only if `allow_eviction`. A backend that commits writes in
+    /// batches tells `on_batch` each batch's size; the others never call it.
     pub(crate) async fn open(
         &self,
         timeouts: StoreTimeouts,
+        allow_eviction: bool,
         on_batch: BatchObserver,
     ) -> anyhow::Result<Arc<dyn Backend>> {
         Ok(match self {
             Self::Memory => Arc::new(memory::MemoryBackend::default()),
             Self::Redb(path) => Arc::new(redb::RedbBackend::open(path, on_batch)?),
             Self::Redis(url) => Arc::new(
-                redis::RedisBackend::connect(url, timeouts.operation, timeouts.startup).await?,
+                redis::RedisBackend::connect(
+                    url,
+                    timeouts.operation,
+                    timeouts.startup,
+                    allow_eviction,
+                )
+                .await?,
             ),
         })
     }

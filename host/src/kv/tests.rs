@@ -69,7 +69,7 @@ fn redis_runtime() -> tokio::runtime::Runtime {
 
 async fn open_redis(url: &str, timeouts: StoreTimeouts) -> anyhow::Result<Arc<dyn Backend>> {
     let spec: StoreSpec = url.parse().map_err(anyhow::Error::msg)?;
-    spec.open(timeouts, Box::new(|_| {})).await
+    spec.open(timeouts, false, Box::new(|_| {})).await
 }
 
 #[test]

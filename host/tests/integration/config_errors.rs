@@ -1,7 +1,8 @@
 //! Bad configuration: one line on stderr naming the problem, a non-zero exit, no panic.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::common::{components, host_command};
 
@@ -14,9 +15,37 @@ fn serve_fails(flags: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-/// Runs `command` to its end and returns (exit code, stderr).
+/// How long a command given a bad configuration may run before it counts as not refusing
+/// it: generous, since startup may wait for a store (`--store-wait`, 30 s by default).
+const REFUSAL_WITHIN: Duration = Duration::from_secs(60);
+
+/// Runs `command` to its end and returns (exit code, stderr). A command still running after
+/// [`REFUSAL_WITHIN`] (a server that took a bad configuration) is killed, and the test fails.
 fn outcome(command: &mut Command) -> (Option<i32>, String) {
-    let output = command.output().expect("task-host runs");
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("task-host runs");
+    let started = Instant::now();
+    while child
+        .try_wait()
+        .expect("the child can be waited on")
+        .is_none()
+    {
+        if started.elapsed() > REFUSAL_WITHIN {
+            let _ = child.kill();
+            let output = child
+                .wait_with_output()
+                .expect("the killed child is reaped");
+            panic!(
+                "still running after {REFUSAL_WITHIN:?} instead of refusing its configuration:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("the child is reaped");
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -180,7 +209,7 @@ fn a_redis_that_cannot_be_reached_within_the_store_wait() {
     let port = test_support::free_port().expect("a port nothing listens on");
     let store = format!("redis://127.0.0.1:{port}");
     let component = path(&components().task_api);
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let outcome = serve_fails(&[
         "--component",
         &component,
@@ -190,7 +219,7 @@ fn a_redis_that_cannot_be_reached_within_the_store_wait() {
         "1s",
     ]);
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(30),
+        started.elapsed() < Duration::from_secs(30),
         "gave up only after {:?}",
         started.elapsed()
     );
@@ -198,6 +227,50 @@ fn a_redis_that_cannot_be_reached_within_the_store_wait() {
         outcome,
         &format!("cannot reach the store redis://127.0.0.1:{port}/0 ("),
     );
+}
+
+/// Sends one command to the Redis on `port` and returns its first answer line.
+fn redis_command(port: u16, words: &[&str]) -> String {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("Redis answers");
+    let mut command = format!("*{}\r\n", words.len());
+    for word in words {
+        command.push_str(&format!("${}\r\n{word}\r\n", word.len()));
+    }
+    stream.write_all(command.as_bytes()).expect("send to Redis");
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("read Redis's answer");
+    line
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_that_evicts_keys_unless_allowed() {
+    let redis = test_support::RedisServer::start().expect("redis-server starts");
+    let set = ["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"];
+    assert_eq!(redis_command(redis.port(), &set), "+OK\r\n");
+    let component = path(&components().task_api);
+    let store = redis.url();
+    assert_one_line_error(
+        serve_fails(&["--component", &component, "--store", &store]),
+        "evicts keys (maxmemory-policy allkeys-lru)",
+    );
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let host = crate::common::ServerProcess::host(
+        dir.path(),
+        &[
+            "--component",
+            &component,
+            "--store",
+            &store,
+            "--redis-allow-eviction",
+            "true",
+        ],
+    );
+    host.client().get("/").await.expect(200);
+    host.wait_for_log("may evict keys", 1, Duration::from_secs(10))
+        .await;
 }
 
 #[test]
