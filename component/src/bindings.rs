@@ -1,5 +1,6 @@
 //! The crate's only `wit_bindgen::generate!`: Rust bindings for `wit/world.wit`, and the
-//! export of [`crate::Component`] as the world's `wasi:http/incoming-handler`.
+//! `export!` macro with which the crate root exports its `Component` as the world's
+//! `wasi:http/incoming-handler`.
 #![allow(
     unsafe_code,
     unreachable_pub,
@@ -13,6 +14,3 @@ wit_bindgen::generate!({
     path: "../wit",
     generate_all,
 });
-
-use crate::Component;
-export!(Component with_types_in crate::bindings);

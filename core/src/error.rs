@@ -1,11 +1,8 @@
-//! The API's one error type and the one place that renders errors as responses.
+//! The API's one error type. Its answers are [`crate::message`]'s, beside every other
+//! response the API sends.
 
 use std::fmt::Display;
 
-use serde::Serialize;
-use task_api_limits::too_large_detail;
-
-use crate::message::Response;
 use crate::store::StoreError;
 use crate::task::ValidationError;
 
@@ -34,14 +31,6 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// FastAPI's error body. A struct rather than a `json!` map so the validation entries keep
-/// pydantic's key order (`type`, `loc`, `msg`, `input`) without an order-preserving map,
-/// whose random hasher would make the component import `wasi:random/insecure-seed`.
-#[derive(Serialize)]
-struct Detail<T> {
-    detail: T,
-}
-
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         Self::Internal(format!("key-value store: {}", error.0))
@@ -59,29 +48,4 @@ impl ApiError {
     pub fn unreadable_body(why: impl Display) -> Self {
         Self::BadRequest(format!("the request body could not be read: {why}"))
     }
-
-    /// Renders the error in the seed's JSON shapes. Server-side details never reach the
-    /// client: they are written to stderr, which the host tags with the request id.
-    pub fn into_response(self) -> Response<'static> {
-        match self {
-            Self::NotFound => detail(404, "Not Found"),
-            Self::MethodNotAllowed { allow } => Response {
-                allow: Some(allow),
-                ..detail(405, "Method Not Allowed")
-            },
-            Self::TaskNotFound => detail(404, "Task not found"),
-            Self::Validation(errors) => detail(422, errors),
-            Self::PayloadTooLarge { limit } => detail(413, too_large_detail(limit).to_string()),
-            Self::BadRequest(reason) => detail(400, reason),
-            Self::Internal(reason) => {
-                eprintln!("ERROR: {reason}");
-                detail(500, "Internal Server Error")
-            }
-        }
-    }
-}
-
-/// A `{"detail": ...}` answer with `status`.
-fn detail(status: u16, detail: impl Serialize) -> Response<'static> {
-    Response::json(status, &Detail { detail })
 }

@@ -29,9 +29,10 @@
 //! binding ◄─ message::Response ◄─────┴── error::ApiError::into_response
 //! ```
 //!
-//! [`api::handle`] always answers: every failure becomes its response in [`error`]. The one
-//! answer that may not fit in memory, `GET /tasks`, is a [`message::Body::Streamed`] that the
-//! binding writes out once the head has gone. The state's layout is [`repository`]'s.
+//! [`api::handle`] always answers: every failure is an [`error::ApiError`], which [`message`]
+//! renders as its response. The one answer that may not fit in memory, `GET /tasks`, is a
+//! [`message::Body::Streamed`] that the binding writes out once the head has gone. The
+//! state's layout is [`repository`]'s.
 
 pub mod api;
 pub mod error;

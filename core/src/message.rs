@@ -1,10 +1,12 @@
-//! The plain request and response the API speaks. Each binding converts them to and from its
-//! own HTTP types (the component's `http` module to and from `wasi:http`), which keeps this
-//! crate free of any server and testable natively.
+//! The plain request and response the API speaks, and the one place that renders an
+//! [`ApiError`] as its response. Each binding converts them to and from its own HTTP types
+//! (the component's `http` module to and from `wasi:http`), which keeps this crate free of
+//! any server and testable natively.
 
 use std::io::Write;
 
 use serde::Serialize;
+use task_api_limits::too_large_detail;
 
 use crate::error::ApiError;
 
@@ -63,6 +65,41 @@ impl<'a> Response<'a> {
             body: Body::Streamed(Box::new(write)),
         }
     }
+}
+
+impl ApiError {
+    /// Renders the error in the seed's JSON shapes. Server-side details never reach the
+    /// client: they are written to stderr, which the host tags with the request id.
+    pub fn into_response(self) -> Response<'static> {
+        match self {
+            Self::NotFound => detail(404, "Not Found"),
+            Self::MethodNotAllowed { allow } => Response {
+                allow: Some(allow),
+                ..detail(405, "Method Not Allowed")
+            },
+            Self::TaskNotFound => detail(404, "Task not found"),
+            Self::Validation(errors) => detail(422, errors),
+            Self::PayloadTooLarge { limit } => detail(413, too_large_detail(limit).to_string()),
+            Self::BadRequest(reason) => detail(400, reason),
+            Self::Internal(reason) => {
+                eprintln!("ERROR: {reason}");
+                detail(500, "Internal Server Error")
+            }
+        }
+    }
+}
+
+/// FastAPI's error body. A struct rather than a `json!` map so the validation entries keep
+/// pydantic's key order (`type`, `loc`, `msg`, `input`) without an order-preserving map,
+/// whose random hasher would make the component import `wasi:random/insecure-seed`.
+#[derive(Serialize)]
+struct Detail<T> {
+    detail: T,
+}
+
+/// A `{"detail": ...}` answer with `status`.
+fn detail(status: u16, detail: impl Serialize) -> Response<'static> {
+    Response::json(status, &Detail { detail })
 }
 
 /// `value` as a JSON body. Serializing the API's own values into memory cannot fail: they

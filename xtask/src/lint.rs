@@ -1,14 +1,17 @@
-//! `cargo xtask lint`: formatting, then clippy with warnings denied, on the host and for
-//! wasm32-wasip2. `cargo xtask test --unit` runs the first two on the unit scope.
+//! `cargo xtask lint`: formatting, the module graph, then clippy with warnings denied, on
+//! the host and for wasm32-wasip2. `cargo xtask test --unit` runs formatting and clippy on
+//! the unit scope.
 
 use crate::workspace::Workspace;
-use crate::{cargo, wasm};
+use crate::{cargo, module_graph, wasm};
 
-/// Formatting, then clippy with warnings denied: every target of the workspace on the host,
-/// and every component and the workspace libraries built into them for wasm32-wasip2.
+/// Formatting, the module graph ([`module_graph`]), then clippy with warnings denied: every
+/// target of the workspace on the host, and every component and the workspace libraries
+/// built into them for wasm32-wasip2.
 pub(crate) fn run() -> anyhow::Result<()> {
     let workspace = Workspace::load()?;
     format()?;
+    module_graph::check(&workspace)?;
     clippy("clippy (host)", &["--workspace"])?;
     let mut wasm_clippy = vec!["clippy", "--target", wasm::TARGET];
     for component in workspace

@@ -8,8 +8,9 @@
 //! - `cargo xtask wasm` builds just the components, in any profile, and can copy them into one
 //!   directory: the Dockerfile builds them this way ([`wasm`]).
 //! - `cargo xtask compose` redoes just the composition.
-//! - `cargo xtask lint`: formatting, and clippy on the host and wasm targets, warnings denied
-//!   ([`lint`]).
+//! - `cargo xtask lint`: formatting, the module graph's shape ([`module_graph`]: no circles,
+//!   no imports up the tree, the host's size limits), and clippy on the host and wasm
+//!   targets, warnings denied ([`lint`]).
 //! - `cargo xtask test` runs every check there is ([`suite`]): hadolint on the Dockerfile,
 //!   kubernetes-validate on `deploy/k8s` (offline, [`kubernetes::VERSION`]), the lints, all
 //!   tests (component unit tests, [`test_run::FUZZ_CASES`] cases of each fuzz target, host
@@ -56,6 +57,7 @@ mod docker;
 mod kubernetes;
 mod lint;
 mod load;
+mod module_graph;
 mod release;
 mod root;
 mod size;
@@ -93,7 +95,8 @@ enum Task {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Check formatting and run clippy on the host and wasm32-wasip2, warnings denied.
+    /// Check formatting and the module graph, and run clippy on the host and wasm32-wasip2,
+    /// warnings denied.
     Lint,
     /// Run the lints and every test, then the Docker end-to-end check.
     Test {

@@ -95,6 +95,7 @@ mod tests {
             components: Vec::new(),
             test_components: Vec::new(),
             wasm_libraries: Vec::new(),
+            members: Vec::new(),
         };
         assert_eq!(
             super::dir(&workspace, "dev"),

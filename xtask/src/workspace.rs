@@ -1,8 +1,8 @@
-//! What `cargo metadata` says about the workspace: where cargo writes its output, and the
+//! What `cargo metadata` says about the workspace: where cargo writes its output, the
 //! wasm components listed in `[workspace.metadata.task-api]` of the root `Cargo.toml`, each
-//! with the file its cdylib target builds. That table is the only list of components; the
-//! file names come from the packages' own manifests, and the workspace libraries compiled into
-//! them from their dependencies.
+//! with the file its cdylib target builds, and every member's sources. That table is the only
+//! list of components; the file names come from the packages' own manifests, and the
+//! workspace libraries compiled into them from their dependencies.
 
 use std::path::PathBuf;
 
@@ -23,6 +23,20 @@ pub(crate) struct Workspace {
     /// The workspace packages a component depends on (task-api-core, the limits): they are
     /// compiled for wasm32-wasip2 too, so they are linted there.
     pub(crate) wasm_libraries: Vec<String>,
+    /// Every workspace package's sources.
+    pub(crate) members: Vec<Member>,
+}
+
+/// A workspace package's `src/` and the crates in it.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Member {
+    /// The package name.
+    pub(crate) name: String,
+    /// Its `src/` directory.
+    pub(crate) src: PathBuf,
+    /// The root file of each crate in `src/` (`lib.rs`, `main.rs`, `bin/*.rs`), sorted; its
+    /// tests, benches and examples live elsewhere.
+    pub(crate) roots: Vec<PathBuf>,
 }
 
 /// A wasm32-wasip2 component package.
@@ -65,11 +79,13 @@ impl Workspace {
             &metadata.packages,
             components.iter().chain(&test_components),
         );
+        let members = metadata.packages.iter().map(member).collect();
         Ok(Self {
             target_dir: metadata.target_directory,
             components,
             test_components,
             wasm_libraries,
+            members,
         })
     }
 }
@@ -101,6 +117,27 @@ fn component(packages: &[Package], name: &str) -> anyhow::Result<Component> {
         package: name.to_owned(),
         file: format!("{}.wasm", target.name),
     })
+}
+
+/// `package`'s `src/` and the crate roots in it.
+fn member(package: &Package) -> Member {
+    let src = package
+        .manifest_path
+        .parent()
+        .map_or_else(|| PathBuf::from("src"), |dir| dir.join("src"));
+    let mut roots: Vec<PathBuf> = package
+        .targets
+        .iter()
+        .filter(|target| target.src_path.starts_with(&src))
+        .map(|target| target.src_path.clone())
+        .collect();
+    roots.sort();
+    roots.dedup();
+    Member {
+        name: package.name.clone(),
+        src,
+        roots,
+    }
 }
 
 /// The workspace packages that `components` depend on, directly or through each other, as
@@ -152,6 +189,7 @@ struct ComponentLists {
 #[derive(Deserialize)]
 struct Package {
     name: String,
+    manifest_path: PathBuf,
     targets: Vec<Target>,
     #[serde(default)]
     dependencies: Vec<Dependency>,
@@ -171,20 +209,28 @@ struct Dependency {
 struct Target {
     name: String,
     kind: Vec<String>,
+    src_path: PathBuf,
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Component, Workspace};
+    use std::path::PathBuf;
+
+    use super::{Component, Member, Workspace};
 
     const METADATA: &str = r#"{
         "packages": [
-            {"name": "task-api", "targets": [{"name": "task_api", "kind": ["cdylib"]}]},
-            {"name": "task-host", "targets": [
-                {"name": "task_host", "kind": ["lib"]},
-                {"name": "task-host", "kind": ["bin"]}
+            {"name": "task-api", "manifest_path": "/w/component/Cargo.toml", "targets": [
+                {"name": "task_api", "kind": ["cdylib"], "src_path": "/w/component/src/lib.rs"}
             ]},
-            {"name": "faulty-component", "targets": [{"name": "faulty_component", "kind": ["cdylib"]}]}
+            {"name": "task-host", "manifest_path": "/w/host/Cargo.toml", "targets": [
+                {"name": "task_host", "kind": ["lib"], "src_path": "/w/host/src/lib.rs"},
+                {"name": "task-host", "kind": ["bin"], "src_path": "/w/host/src/main.rs"},
+                {"name": "integration", "kind": ["test"], "src_path": "/w/host/tests/integration/main.rs"}
+            ]},
+            {"name": "faulty-component", "manifest_path": "/w/faulty/Cargo.toml", "targets": [
+                {"name": "faulty_component", "kind": ["cdylib"], "src_path": "/w/faulty/src/lib.rs"}
+            ]}
         ],
         "target_directory": "/tmp/target",
         "metadata": {"task-api": {"components": ["task-api"], "test-components": ["faulty-component"]}}
@@ -205,18 +251,37 @@ mod tests {
     }
 
     #[test]
+    fn a_member_s_crates_are_its_targets_in_src() {
+        let workspace = Workspace::from_metadata(METADATA.as_bytes()).expect("valid metadata");
+        assert_eq!(
+            workspace.members[1],
+            Member {
+                name: "task-host".into(),
+                src: PathBuf::from("/w/host/src"),
+                roots: vec!["/w/host/src/lib.rs".into(), "/w/host/src/main.rs".into()],
+            }
+        );
+    }
+
+    #[test]
     fn the_wasm_libraries_are_the_components_workspace_dependencies() {
         let metadata = r#"{
             "packages": [
-                {"name": "task-api", "targets": [{"name": "task_api", "kind": ["cdylib"]}],
+                {"name": "task-api", "manifest_path": "/w/component/Cargo.toml", "targets": [
+                    {"name": "task_api", "kind": ["cdylib"], "src_path": "/w/component/src/lib.rs"}
+                 ],
                  "dependencies": [
                     {"name": "core", "path": "/w/core", "kind": null},
                     {"name": "serde", "path": null, "kind": null},
                     {"name": "fixtures", "path": "/w/fixtures", "kind": "dev"}
                  ]},
-                {"name": "core", "targets": [{"name": "core", "kind": ["lib"]}],
+                {"name": "core", "manifest_path": "/w/core/Cargo.toml", "targets": [
+                    {"name": "core", "kind": ["lib"], "src_path": "/w/core/src/lib.rs"}
+                 ],
                  "dependencies": [{"name": "limits", "path": "/w/limits", "kind": null}]},
-                {"name": "limits", "targets": [{"name": "limits", "kind": ["lib"]}]}
+                {"name": "limits", "manifest_path": "/w/limits/Cargo.toml", "targets": [
+                    {"name": "limits", "kind": ["lib"], "src_path": "/w/limits/src/lib.rs"}
+                 ]}
             ],
             "target_directory": "/tmp/target",
             "metadata": {"task-api": {"components": ["task-api"], "test-components": []}}

@@ -1,5 +1,5 @@
 //! The crate's only `wit_bindgen::generate!`: bindings for the `kv-fs` world in
-//! `wit/kv-fs.wit`, and the export of [`crate::KvFs`].
+//! `wit/kv-fs.wit`, and the `export!` macro with which the crate root exports its `KvFs`.
 #![allow(
     unsafe_code,
     unreachable_pub,
@@ -13,6 +13,3 @@ wit_bindgen::generate!({
     path: "../../wit",
     generate_all,
 });
-
-use crate::KvFs;
-export!(KvFs with_types_in crate::bindings);
