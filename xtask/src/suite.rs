@@ -8,7 +8,8 @@ use std::process::Command;
 use anyhow::bail;
 
 use crate::root::workspace_root;
-use crate::{docker, kubernetes, lint, test_run, tool, toolchain, unit_scope, wasm};
+use crate::workspace::Workspace;
+use crate::{docker, kubernetes, lint, module_graph, test_run, tool, toolchain, unit_scope, wasm};
 
 /// Runs the whole suite; `no_docker` leaves out the Docker check.
 pub(crate) fn run(no_docker: bool) -> anyhow::Result<()> {
@@ -41,12 +42,13 @@ pub(crate) fn run(no_docker: bool) -> anyhow::Result<()> {
     docker::e2e()
 }
 
-/// Formatting, then clippy and the tests of the unit scope: no wasmtime, no component built
-/// first, no server, no tool but cargo.
+/// Formatting, the module graph, then clippy and the tests of the unit scope: no wasmtime,
+/// no component built first, no server, no tool but cargo.
 pub(crate) fn unit() -> anyhow::Result<()> {
     let packages = unit_scope::cargo_args()?;
     let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
     lint::format()?;
+    module_graph::check(&Workspace::load()?)?;
     lint::clippy("clippy (unit scope)", &packages)?;
     test_run::cargo_test(&[&["test"], &packages[..]].concat(), None)
 }
