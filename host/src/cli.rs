@@ -108,6 +108,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TASK_HOST_MAX_BODY", default_value_t = bytes(config::DEFAULT_MAX_BODY), value_parser = parse_bytes)]
     pub max_body: ByteSize,
 
+    /// The slowest a request body may arrive, in bytes a second (on average, once its first
+    /// 5 s are over); a slower one gets 408 and its connection is closed.
+    #[arg(long, env = "TASK_HOST_MIN_BODY_RATE", default_value_t = ByteSize(config::DEFAULT_MIN_BODY_RATE), value_parser = parse_bytes)]
+    pub min_body_rate: ByteSize,
+
     /// Watch the component file and swap in each new version once it is validated
     /// (`--watch false` turns it off; SIGHUP reloads either way).
     #[arg(long, env = "TASK_HOST_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
@@ -197,6 +202,7 @@ impl From<ServeArgs> for Config {
             request_timeout: args.request_timeout.into(),
             max_memory: in_memory(args.max_memory),
             max_body: in_memory(args.max_body),
+            min_body_rate: args.min_body_rate.as_u64(),
             max_instances: args.max_instances,
             instance_reuse: args.instance_reuse,
             queue_timeout: args.queue_timeout.into(),

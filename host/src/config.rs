@@ -37,6 +37,13 @@ pub const DEFAULT_CACHE_MAX_SIZE: u64 = 256 << 20;
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 /// How many requests one guest instance serves, one after another.
 pub const DEFAULT_INSTANCE_REUSE: u32 = 100;
+/// The slowest a request body may arrive, in bytes a second, once [`BODY_GRACE`] is over.
+/// A task is a few hundred bytes, which even a poor mobile link sends in well under the
+/// grace; one that drips a byte a second is cut off instead of holding its connection.
+pub const DEFAULT_MIN_BODY_RATE: u64 = 1024;
+/// How long every request body has before [`DEFAULT_MIN_BODY_RATE`] (`--min-body-rate`)
+/// counts.
+pub const BODY_GRACE: Duration = Duration::from_secs(5);
 /// How long a request waits for a free instance slot.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time for a request head to arrive; also the keep-alive idle timeout.
@@ -86,6 +93,8 @@ pub struct Config {
     pub max_memory: usize,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
+    /// The slowest a request body may arrive after [`BODY_GRACE`], in bytes a second.
+    pub min_body_rate: u64,
     /// Guest instances running at once; the pool is sized for this many of the component.
     pub max_instances: u32,
     /// How many requests one guest instance serves, one after another; 1 gives every
@@ -129,6 +138,7 @@ impl Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_memory: DEFAULT_MAX_MEMORY,
             max_body: DEFAULT_MAX_BODY,
+            min_body_rate: DEFAULT_MIN_BODY_RATE,
             max_instances: DEFAULT_MAX_INSTANCES,
             instance_reuse: DEFAULT_INSTANCE_REUSE,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,

@@ -26,6 +26,8 @@ pub(crate) enum Failure {
     BadBody(String),
     /// The body did not arrive within the request timeout: 408, and the guest never ran.
     SlowBody(Duration),
+    /// The body fell behind the minimum rate (bytes a second): 408, and the guest never ran.
+    DripFedBody(u64),
     /// The guest ran, or waited for a slot, and gave no answer.
     Guest(GuestFailure),
 }
@@ -47,6 +49,7 @@ impl Failure {
                 "request body not received within {}",
                 humantime::format_duration(*timeout)
             ),
+            Self::DripFedBody(rate) => format!("request body slower than {rate} bytes/s"),
             Self::Guest(failure) => failure.describe(),
         }
     }
@@ -89,6 +92,14 @@ impl Failure {
                         "Request body not received within {}",
                         humantime::format_duration(timeout)
                     ),
+                ))
+            }
+            Self::DripFedBody(rate) => {
+                tracing::info!(request_id, "{reason}");
+                metrics.body_refused("too_slow");
+                closing(json_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!("Request body arrived slower than {rate} bytes/s"),
                 ))
             }
             Self::Guest(failure) => {

@@ -12,7 +12,7 @@ use hyper::{Request, Response, Version as HttpVersion};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::failure::Failure;
-use super::request_body::{self, BodyError};
+use super::request_body::{self, BodyError, Pace};
 use super::response::{Exchange, Head, ResponseBody};
 use crate::ops::metrics::Metrics;
 use crate::serving::Serving;
@@ -28,17 +28,20 @@ pub(crate) struct Handler {
     max_body: usize,
     /// How long a request body may take to arrive.
     body_timeout: Duration,
+    /// How fast it must arrive.
+    body_pace: Pace,
     metrics: Arc<Metrics>,
 }
 
 impl Handler {
     /// A front for `serving` that reads bodies of up to `max_body` bytes within
-    /// `body_timeout`.
+    /// `body_timeout`, at `body_pace` or faster.
     pub(crate) fn new(
         serving: Arc<Serving>,
         authority: HeaderValue,
         max_body: usize,
         body_timeout: Duration,
+        body_pace: Pace,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -46,6 +49,7 @@ impl Handler {
             authority,
             max_body,
             body_timeout,
+            body_pace,
             metrics,
         }
     }
@@ -122,11 +126,12 @@ impl Handler {
         request: Request<Incoming>,
     ) -> Result<Request<bytes::Bytes>, Failure> {
         let (parts, body) = request.into_parts();
-        let bytes = request_body::read(&parts.headers, body, self.max_body)
+        let bytes = request_body::read(&parts.headers, body, self.max_body, self.body_pace)
             .await
             .map_err(|error| match error {
                 BodyError::TooLarge(limit) => Failure::TooLarge(limit),
                 BodyError::Unreadable(error) => Failure::BadBody(error.to_string()),
+                BodyError::TooSlow(rate) => Failure::DripFedBody(rate),
             })?;
         Ok(Request::from_parts(parts, bytes))
     }

@@ -10,12 +10,35 @@
 //! `Connection: close`. A client that sent `Expect: 100-continue` is not affected: once the
 //! 413 is out, hyper never sends it the 100, so it gets the refusal at once and sends nothing.
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
 use hyper::HeaderMap;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
 use task_api_limits::{DRAIN_BYTES, DRAIN_TIME};
+use tokio::time::Instant;
+
+/// How fast a body must arrive. A client that drips one byte a second would otherwise hold
+/// its connection, and its place under the connection cap, for the whole request timeout:
+/// `--max-connections` of them lock everyone else out, for a few kilobytes a second.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    /// Time every body has before the rate counts: a connection's first round trips.
+    pub(crate) grace: Duration,
+    /// Bytes a second, on average since the body began, that it must keep up after that.
+    pub(crate) min_rate: u64,
+}
+
+impl Pace {
+    /// When a body that began at `started` and has sent `received` bytes must have sent
+    /// more: the grace, plus the time those bytes buy at the minimum rate.
+    fn deadline(self, started: Instant, received: usize) -> Instant {
+        let bought = received as f64 / self.min_rate.max(1) as f64;
+        started + self.grace + Duration::from_secs_f64(bought)
+    }
+}
 
 /// Why a body was not read.
 #[derive(Debug)]
@@ -24,16 +47,21 @@ pub(crate) enum BodyError {
     TooLarge(usize),
     /// The connection failed or the framing was invalid.
     Unreadable(hyper::Error),
+    /// The body fell behind the minimum rate, in bytes a second.
+    TooSlow(u64),
 }
 
-/// Reads all of `body` if it fits in `limit` bytes. A declared length over the limit is
-/// refused before a byte is read; an undeclared one as soon as it passes the limit. Either
-/// way the rest of a refused body is drained in the background.
+/// Reads all of `body` if it fits in `limit` bytes and keeps up with `pace`. A declared
+/// length over the limit is refused before a byte is read; an undeclared one as soon as it
+/// passes the limit. Either way the rest of a refused body is drained in the background. A
+/// body that falls behind is not: its client is the slow one.
 pub(crate) async fn read(
     headers: &HeaderMap,
     mut body: Incoming,
     limit: usize,
+    pace: Pace,
 ) -> Result<Bytes, BodyError> {
+    let started = Instant::now();
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
@@ -43,7 +71,13 @@ pub(crate) async fn read(
     }
     // A declared length is within the limit here, so it is a safe capacity to start with.
     let mut bytes = BytesMut::with_capacity(declared.map_or(0, |length| length as usize));
-    while let Some(frame) = body.frame().await {
+    loop {
+        let deadline = pace.deadline(started, bytes.len());
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => return Err(BodyError::TooSlow(pace.min_rate)),
+        };
         let Ok(data) = frame.map_err(BodyError::Unreadable)?.into_data() else {
             continue; // trailers: nothing to hand the guest
         };

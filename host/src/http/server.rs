@@ -17,7 +17,8 @@ use tokio::sync::watch;
 
 use super::connection::{self, Connections};
 use super::handler::Handler;
-use crate::config::Config;
+use super::request_body::Pace;
+use crate::config::{BODY_GRACE, Config};
 use crate::kv::{Backend, Instrumented};
 use crate::ops::admin::{self, Health};
 use crate::ops::metrics::Metrics;
@@ -108,6 +109,10 @@ impl Server {
             HeaderValue::from_str(&bound.to_string()).context("naming the bound address")?,
             config.max_body,
             config.request_timeout,
+            Pace {
+                grace: BODY_GRACE,
+                min_rate: config.min_body_rate,
+            },
             Arc::clone(&metrics),
         ));
         metrics.serving(&serving.digest());

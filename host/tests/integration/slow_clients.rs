@@ -143,3 +143,64 @@ async fn sigterm_does_not_wait_for_idle_or_half_sent_requests() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drip_fed_bodies_do_not_lock_out_a_fresh_client() {
+    const CAP: u32 = 8;
+    let server = TestServer::faulty(|config| config.max_connections = Some(CAP)).await;
+    let mut drips = Vec::new();
+    for _ in 0..CAP {
+        let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n")
+            .await
+            .expect("send the head");
+        // One byte a second: the body would take 100 s, past the 30 s request timeout.
+        drips.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                if stream.write_all(b"x").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer).await;
+            answer
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    // Over the cap, a connection is answered 503 and closed at once, often as a reset.
+    let try_get = async || -> std::io::Result<String> {
+        let mut stream = TcpStream::connect(server.addr).await?;
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await?;
+        Ok(answer)
+    };
+    loop {
+        let answer = try_get().await;
+        if answer
+            .as_ref()
+            .is_ok_and(|answer| answer.starts_with("HTTP/1.1 200"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "a fresh client was locked out for 15 s: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for drip in drips {
+        let answer = drip.await.expect("a drip task");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(
+            answer.ends_with(r#"{"detail":"Request body arrived slower than 1024 bytes/s"}"#),
+            "{answer}"
+        );
+    }
+    server.stop().await;
+}
