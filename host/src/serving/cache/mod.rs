@@ -34,6 +34,7 @@ mod trust;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -48,6 +49,9 @@ use entry::Key;
 pub(crate) struct CompileCache {
     /// `None` when the cache is off, by choice or because its directory is unusable.
     dir: Option<PathBuf>,
+    /// Set once the directory, trusted at startup, no longer is: the cache is off from then
+    /// on ([`Self::trusted_dir`]).
+    distrusted: AtomicBool,
     /// The most bytes of entries it keeps.
     max_size: u64,
     /// Where precompiled artifacts are looked for, if anywhere.
@@ -95,6 +99,7 @@ impl CompileCache {
         }
         Ok(Self {
             dir,
+            distrusted: AtomicBool::new(false),
             max_size,
             precompiled: precompiled.map(Path::to_owned),
             engine: entry::engine_hash(engine),
@@ -192,10 +197,29 @@ impl CompileCache {
     /// engines of different wasmtime builds sharing a directory do not overwrite each other.
     fn path(&self, digest: &str) -> Option<PathBuf> {
         entry::path(
-            self.dir.as_ref()?,
+            self.trusted_dir()?,
             digest,
             &hex(self.engine.get(..8).unwrap_or(&self.engine)),
         )
+    }
+
+    /// The cache directory, if the cache is on and the directory is still trusted: checked
+    /// again before every read and write, since a mode or an owner on the path can change
+    /// while the host runs. One that no longer is turns the cache off, with one warning.
+    fn trusted_dir(&self) -> Option<&Path> {
+        let dir = self.dir.as_deref()?;
+        if self.distrusted.load(Ordering::Relaxed) {
+            return None;
+        }
+        match trust::prepare(dir) {
+            Ok(()) => Some(dir),
+            Err(error) => {
+                if !self.distrusted.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("compile cache off: {error:#}");
+                }
+                None
+            }
+        }
     }
 
     /// The verified entry at `path`: `Ok(None)` if there is none, `Err` if there is one that
@@ -320,6 +344,43 @@ mod tests {
         let cache =
             CompileCache::open(Some(dir.path()), u64::MAX, None, &engine()?, Arc::default())?;
         assert_eq!(cache.dir(), None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_directory_under_a_parent_others_can_write_is_not_used() -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir()?;
+        let cache_dir = dir.path().join("cache");
+        let engine = engine()?;
+        // Another user could rename the cache directory away and plant one of their own.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+        let cache = CompileCache::open(Some(&cache_dir), u64::MAX, None, &engine, Arc::default())?;
+        assert_eq!(cache.dir(), None, "a parent others can write");
+        // With the sticky bit, as /tmp has, they cannot rename what is not theirs.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777))?;
+        let cache = CompileCache::open(Some(&cache_dir), u64::MAX, None, &engine, Arc::default())?;
+        assert_eq!(cache.dir(), Some(cache_dir.as_path()), "a sticky parent");
+        Ok(())
+    }
+
+    #[test]
+    fn a_directory_that_stops_being_trusted_is_not_used_from_then_on() -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir()?;
+        let cache_dir = dir.path().join("cache");
+        let engine = engine()?;
+        let cache = CompileCache::open(Some(&cache_dir), u64::MAX, None, &engine, Arc::default())?;
+        let compile = || Component::new(&engine, COMPONENT);
+        let digest = "ab".repeat(32);
+        assert_eq!(serve(&cache, &engine, &digest, compile)?, Source::Compiled);
+        assert_eq!(serve(&cache, &engine, &digest, compile)?, Source::Cache);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+        assert_eq!(
+            serve(&cache, &engine, &digest, compile)?,
+            Source::Compiled,
+            "the entry is not read from a directory others could have replaced"
+        );
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::entry::{self, Key};
-use super::trust::trusted;
+use super::trust::{no_one_else_can_replace, trusted};
 use crate::serving::digest::short;
 
 /// Writes `artifact`, the component with sha256 `digest` compiled for `arch` (the first
@@ -71,7 +71,9 @@ pub(super) fn find(dir: &Path, engine: &Engine, digest: &str) -> Option<Componen
 /// cache it is named on purpose, so one that is missing or that others can write to is an
 /// error.
 pub(super) fn check_dir(dir: &Path) -> anyhow::Result<()> {
-    trusted(dir).context("--precompiled-dir")
+    trusted(dir)
+        .and_then(|()| no_one_else_can_replace(dir))
+        .context("--precompiled-dir")
 }
 
 /// The engine half of a precompiled artifact's key: its architecture alone, since which
