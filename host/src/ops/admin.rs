@@ -8,10 +8,12 @@
 //!   the reason otherwise. A load balancer stops sending traffic on 503.
 //! - `/metrics`: [`Metrics`] in the Prometheus text format.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,7 +26,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::kv::Backend;
 use crate::ops::metrics::{self, Metrics};
@@ -33,8 +35,12 @@ use crate::ops::metrics::{self, Metrics};
 pub(crate) const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The key read to see that the store answers; it need not exist.
 const STORE_PROBE_KEY: &str = "task-host/readyz";
-/// Admin connections open at once: scrapers and probes, a handful at most.
+/// Admin connections open at once: scrapers and probes, a handful at most. A new one past
+/// the cap closes the connection open longest, once its request (if any) is answered, so that
+/// idle connections cannot keep the probes out (see [`Connections`]).
 const MAX_CONNECTIONS: usize = 64;
+/// How long a new connection waits for the one it displaced to close.
+const DISPLACE_WAIT: Duration = Duration::from_secs(1);
 /// Time for an admin request head to arrive, idle time included.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -82,6 +88,7 @@ pub(crate) async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Arc::new(Connections::default());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -95,25 +102,78 @@ pub(crate) async fn serve(
             // Dropped at once: the guard `wait_for` yields must not live across an await.
             () = async { drop(stop.wait_for(|stopped| *stopped).await) } => return,
         };
-        // Over the cap the connection is just closed: the admin port has no public clients.
-        let Ok(slot) = Arc::clone(&open).try_acquire_owned() else {
-            continue;
+        let slot = match Arc::clone(&open).try_acquire_owned() {
+            Ok(slot) => slot,
+            // Over the cap, the connection open longest makes room: a prober's is new and
+            // answered at once, so what gives way is what sat idle.
+            Err(_) => {
+                connections.close_oldest();
+                match tokio::time::timeout(DISPLACE_WAIT, Arc::clone(&open).acquire_owned()).await {
+                    Ok(Ok(slot)) => slot,
+                    _ => continue,
+                }
+            }
         };
+        let (id, close) = connections.open();
         let (metrics, health) = (Arc::clone(&metrics), Arc::clone(&health));
         let service = service_fn(move |request| {
             let (metrics, health) = (Arc::clone(&metrics), Arc::clone(&health));
             async move { Ok::<_, Infallible>(answer(&request, &metrics, &health).await) }
         });
+        let connections = Arc::clone(&connections);
         tokio::spawn(async move {
             let _slot = slot;
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = connection.await {
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = close.notified() => {
+                    // Closes it at once if idle, or after the answer in progress.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%peer, "admin connection ended: {error}");
             }
+            connections.closed(id);
         });
+    }
+}
+
+/// The admin connections open, oldest first, each with the signal that closes it.
+#[derive(Default)]
+struct Connections {
+    open: Mutex<VecDeque<(u64, Arc<Notify>)>>,
+    next_id: AtomicU64,
+}
+
+impl Connections {
+    /// Registers a new connection: its id, and what tells it to close.
+    fn open(&self) -> (u64, Arc<Notify>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let close = Arc::new(Notify::new());
+        self.lock().push_back((id, Arc::clone(&close)));
+        (id, close)
+    }
+
+    /// Tells the connection open longest to close.
+    fn close_oldest(&self) {
+        if let Some((_, close)) = self.lock().pop_front() {
+            close.notify_one();
+        }
+    }
+
+    /// Forgets connection `id`, which has ended.
+    fn closed(&self, id: u64) {
+        self.lock().retain(|(open, _)| *open != id);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<(u64, Arc<Notify>)>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -149,3 +149,38 @@ async fn readyz_turns_503_once_a_drain_begins_while_livez_stays_200() {
     assert_eq!(slow.await.expect("the slow request"), 200);
     assert!(host.wait(Duration::from_secs(10)).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_cannot_starve_the_probes() {
+    let server = TestServer::faulty(with_admin).await;
+    let admin = server.admin.expect("the admin listener is on");
+    // More idle connections than the admin listener keeps open, each sending nothing.
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(
+            tokio::net::TcpStream::connect(admin)
+                .await
+                .expect("connect"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for path in ["/livez", "/readyz", "/metrics"] {
+        let probe = tokio::time::timeout(
+            Duration::from_secs(2),
+            task_host::ops::client::send(
+                hyper::Request::get(format!("http://{admin}{path}"))
+                    .body(Default::default())
+                    .expect("a request"),
+            ),
+        )
+        .await;
+        let status = match probe {
+            Ok(Ok(response)) => response.status().as_u16(),
+            Ok(Err(error)) => panic!("{path} failed beside 100 idle connections: {error:#}"),
+            Err(_) => panic!("{path} got no answer within 2 s beside 100 idle connections"),
+        };
+        assert_eq!(status, 200, "{path}");
+    }
+    drop(idle);
+    server.stop().await;
+}
