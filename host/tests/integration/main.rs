@@ -6,7 +6,7 @@ mod common;
 mod compile_cache;
 mod config_errors;
 mod contract;
-mod faults;
+mod guest_limits;
 mod lifecycle;
 mod operations;
 mod reuse;
