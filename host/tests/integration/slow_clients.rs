@@ -30,23 +30,16 @@ async fn an_http_1_1_request_without_host_is_400_and_http_1_0_is_served() {
     server.stop().await;
 }
 
+/// A first head that never completes, dribbled or never begun, is a row of the fault table;
+/// this is the same timer on the next head of a connection kept alive.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_request_head_sent_too_slowly_or_never_is_cut_off() {
+async fn a_keep_alive_connection_left_idle_after_an_answer_is_closed_by_the_header_timeout() {
     let server =
         TestServer::faulty(|config| config.header_timeout = Duration::from_millis(500)).await;
     let started = Instant::now();
-    let answer = send_then_stall(server.addr, b"GET / HTTP/1.1\r\nHo").await;
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "a dribbled head held its connection for {:?}",
-        started.elapsed()
-    );
-    assert!(!answer.contains("200 OK"), "{answer}");
-
-    // A connection that answered once and then idles is closed the same way.
-    let started = Instant::now();
     let answer = send_then_stall(server.addr, b"GET / HTTP/1.1\r\nHost: test\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#"{"component":"faulty"}"#), "{answer}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "an idle keep-alive connection stayed open for {:?}",
