@@ -2,7 +2,7 @@
 //! and a connection kept alive after its answer and then left idle.
 //!
 //! Clients that are slow, silent, too many or send huge heads are rows of the fault table
-//! (`host/tests/faults`), checked with normal requests beside them.
+//! (`host/tests/faults/client.rs`), checked with normal requests beside them.
 
 use std::time::{Duration, Instant};
 
