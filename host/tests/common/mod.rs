@@ -400,21 +400,35 @@ impl ServerProcess {
         count: usize,
         timeout: Duration,
     ) -> Vec<String> {
+        let lines = self.logged(needle, count, timeout).await;
+        assert!(
+            lines.len() >= count,
+            "{count} lines with {needle:?} did not appear within {timeout:?}:\n{}",
+            self.log_text()
+        );
+        lines
+    }
+
+    /// The log lines containing `needle`, once there are `count` of them or `timeout` has
+    /// passed, whichever comes first: [`Self::wait_for_log`] for callers that report a
+    /// shortfall rather than panic on it.
+    pub(crate) async fn logged(
+        &self,
+        needle: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
         let started = Instant::now();
         loop {
-            let log = self.log_text();
-            let lines: Vec<String> = log
+            let lines: Vec<String> = self
+                .log_text()
                 .lines()
                 .filter(|line| line.contains(needle))
                 .map(str::to_owned)
                 .collect();
-            if lines.len() >= count {
+            if lines.len() >= count || started.elapsed() >= timeout {
                 return lines;
             }
-            assert!(
-                started.elapsed() < timeout,
-                "{count} lines with {needle:?} did not appear within {timeout:?}:\n{log}"
-            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

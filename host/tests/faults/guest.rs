@@ -1,6 +1,7 @@
-//! Guests that trap, spin or exhaust their memory, before and after their answer's head,
-//! while clients keep the server busy with normal requests: each fault gets its JSON answer
-//! (or, once the head is out, a body cut off short), and no normal request fails.
+//! Guests that trap, spin or exhaust their memory, before and after their answer's head, or
+//! sleep past the deadline after it, while clients keep the server busy with normal
+//! requests: each fault gets its JSON answer (or, once the head is out, a body cut off short
+//! and a log line naming the request), and no normal request fails.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -17,8 +18,10 @@ const LOAD_CLIENTS: usize = 8;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 /// The server's `--max-memory`, which the memory bomb runs into.
 const MAX_MEMORY: &str = "16MiB";
+/// How long log lines may trail the events they report.
+const LOG_WAIT: Duration = Duration::from_secs(5);
 
-/// The rows: trap, endless loop, memory bomb, and each of them after the head.
+/// The rows: trap, endless loop, memory bomb, and each of them and a sleep after the head.
 pub(crate) async fn rows() -> Vec<Row> {
     let dir = tempfile::tempdir().expect("a temp dir");
     let timeout = setting(REQUEST_TIMEOUT);
@@ -120,12 +123,14 @@ fn summarize(answers: &[Result<Answer, String>], expected: &Value) -> String {
     parts.join(", ")
 }
 
-/// A guest that traps, exhausts its memory or spins after its head went out: the client
-/// gets the head and the start of the body, then the connection closes without the final
-/// chunk, so no client takes the answer for whole; the host logs each one.
+/// A guest that traps, exhausts its memory, spins or sleeps after its head went out: the
+/// client gets the head and the start of the body, then the connection closes without the
+/// final chunk, so no client takes the answer for whole; the host logs each failure with
+/// its request id, and each access line says the body was aborted.
 async fn cut_off_after_the_head(load: &Load, host: &ServerProcess) -> Row {
-    const FAILURES: [&str; 3] = ["trap", "alloc", "loop"];
+    const FAILURES: [&str; 4] = ["trap", "alloc", "loop", "sleep"];
     const LOGGED: &str = "guest failed after the response head";
+    const ABORTED: &str = r#"body="aborted""#;
     let addr = host.addr;
     let requests = FAILURES.map(|then| async move {
         let started = Instant::now();
@@ -148,32 +153,29 @@ async fn cut_off_after_the_head(load: &Load, host: &ServerProcess) -> Row {
             cut_off.push(format!("{then} {}", duration(*took)));
         }
     }
-    let logged = logged_lines(host, LOGGED, FAILURES.len()).await;
+    let logged = host.logged(LOGGED, FAILURES.len(), LOG_WAIT).await;
+    let named = logged
+        .iter()
+        .filter(|line| line.contains("request_id"))
+        .count();
+    let aborted = host.logged(ABORTED, FAILURES.len(), LOG_WAIT).await.len();
     Row::checked(
-        "trap, memory bomb, loop after the head (`GET /partial?then=…` ×3)",
+        "trap, memory bomb, loop, sleep after the head (`GET /partial?then=…` ×4)",
         format!(
             "200 head, body cut off without its last chunk, by --request-timeout; each logged \
-             as `{LOGGED}`; no normal request fails"
+             as `{LOGGED}` with its request_id, and its access line as `{ABORTED}`; no normal \
+             request fails"
         ),
-        cut_off.len() == FAILURES.len() && logged >= FAILURES.len() && normal.held(),
+        cut_off.len() == FAILURES.len()
+            && named >= FAILURES.len()
+            && aborted >= FAILURES.len()
+            && normal.held(),
         format!(
-            "cut off ×{} ({}), logged ×{logged}; {}",
+            "cut off ×{} ({}), logged ×{} ({named} with a request_id), aborted ×{aborted}; {}",
             cut_off.len(),
             cut_off.join(", "),
+            logged.len(),
             normal.describe()
         ),
     )
-}
-
-/// How many log lines hold `needle`, waiting up to 5 s for `expected` of them: log lines
-/// trail the events they report.
-async fn logged_lines(host: &ServerProcess, needle: &str, expected: usize) -> usize {
-    let started = Instant::now();
-    loop {
-        let lines = host.log_text().matches(needle).count();
-        if lines >= expected || started.elapsed() > Duration::from_secs(5) {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

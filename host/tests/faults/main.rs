@@ -5,13 +5,19 @@
 //! fault → expected → seen. It exits 1 if any row's expectation was not met.
 //!
 //! - [`guest`]: a trap, an endless loop and a memory bomb, before and after the answer's
-//!   head, while clients send normal requests: none of those may fail.
-//! - [`slow_client`]: heads dribbled a byte at a time, 1,000 idle connections, one connection
+//!   head, and a sleep past `--request-timeout` after it, while clients send normal
+//!   requests: none of those may fail.
+//! - [`client`]: heads dribbled a byte at a time, 1,000 idle connections, one connection
 //!   over the cap, heads of 64 KiB and 1 MiB; a normal request is answered promptly all along.
 //! - [`store`]: the redb file made immutable, and the disk full: clean 500s, then recovery.
 //! - [`redis`]: Redis stopped under `--store redis://…`: 503s at once, then recovery.
 //! - [`crash`]: twenty `kill -9`s in the middle of concurrent creates on redb: nothing
 //!   acknowledged is ever lost.
+//!
+//! What the table does not check is the integration tests' (`host/tests/integration`), one
+//! test per behaviour: among them the bounds a guest runs within (`guest_limits.rs`) and the
+//! HTTP/1 that clients speak (`client_protocol.rs`). A guest or client fault that is a row
+//! here is not tested the same way there.
 //!
 //! Not a libtest harness: the scenarios run one after another, since each measures how the
 //! server answers others while it takes a fault, and their output is a table. Arguments
@@ -25,6 +31,7 @@ use std::time::Instant;
 
 use crate::table::{Row, Verdict, duration};
 
+mod client;
 #[path = "../common/mod.rs"]
 #[allow(dead_code, reason = "the integration tests use the rest")]
 mod common;
@@ -32,7 +39,6 @@ mod crash;
 mod guest;
 mod load;
 mod redis;
-mod slow_client;
 mod store;
 mod table;
 
@@ -43,7 +49,7 @@ type Scenario = fn() -> Pin<Box<dyn Future<Output = Vec<Row>> + Send>>;
 fn scenarios() -> [(&'static str, Scenario); 5] {
     [
         ("guest", || Box::pin(guest::rows())),
-        ("slow_client", || Box::pin(slow_client::rows())),
+        ("client", || Box::pin(client::rows())),
         ("store", || Box::pin(store::rows())),
         ("redis", || Box::pin(redis::rows())),
         ("crash", || Box::pin(crash::rows())),

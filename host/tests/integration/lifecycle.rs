@@ -1,11 +1,13 @@
 //! The real binary: startup line, durability across SIGTERM and `kill -9`, draining a slow
-//! request, and the healthcheck and check subcommands.
+//! request but not idle or half-sent ones, and the healthcheck and check subcommands.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::Method;
 use rustix::process::Signal;
 use serde_json::json;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
 
 use crate::common::{
     Reply, ServerProcess, components, exchange_bytes, host_command, send_raw, task_api_on_redb,
@@ -190,6 +192,32 @@ async fn a_second_sigterm_exits_at_once_without_waiting_for_the_drain() {
         "forced exit"
     );
     slow.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_does_not_wait_for_idle_or_half_sent_requests() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut host = ServerProcess::faulty(dir.path(), &[]);
+    let mut half_sent = TcpStream::connect(host.addr).await.expect("connect");
+    half_sent
+        .write_all(b"GET / HTTP/1.1\r\nHost: te")
+        .await
+        .expect("send half a head");
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(TcpStream::connect(host.addr).await.expect("connect"));
+    }
+    host.client().get("/").await.expect(200);
+    let started = Instant::now();
+    host.signal(Signal::TERM);
+    let status = host.wait(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the drain waited {:?} on connections whose request had not started (default \
+         header and shutdown timeouts: 10 s)",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

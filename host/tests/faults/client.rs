@@ -39,9 +39,8 @@ pub(crate) async fn rows() -> Vec<Row> {
             "127.0.0.1:0",
         ],
     );
-    let admin = host.admin_addr().await;
     let mut rows = vec![dribbled_heads(host.addr).await];
-    rows.extend(idle_connections_up_to_the_cap(host.addr, admin).await);
+    rows.extend(idle_connections_up_to_the_cap(&host).await);
     rows.push(
         big_heads(
             host.addr,
@@ -79,6 +78,7 @@ fn raise_open_file_limit() {
 struct Ending {
     /// The answer's status line, or `nothing`.
     answer: String,
+    body: String,
     reset: bool,
     /// From the connect to the close.
     after: Duration,
@@ -118,6 +118,7 @@ async fn ending(reader: &mut (impl AsyncRead + Unpin), connected: Instant) -> Op
     };
     Some(Ending {
         answer,
+        body: body.to_owned(),
         reset,
         after: connected.elapsed(),
     })
@@ -195,7 +196,10 @@ async fn dribble(addr: SocketAddr) -> Option<Ending> {
 /// Holds [`IDLE`] silent connections, checks that the server holds them too and still
 /// answers, fills the cap and asks once more, then waits for the header timeout to close
 /// them all.
-async fn idle_connections_up_to_the_cap(addr: SocketAddr, admin: SocketAddr) -> [Row; 2] {
+async fn idle_connections_up_to_the_cap(host: &ServerProcess) -> [Row; 2] {
+    const REFUSAL: &str = r#"{"detail":"Too many open connections"}"#;
+    const LOGGED: &str = "connection refused";
+    let (addr, admin) = (host.addr, host.admin_addr().await);
     let mut idle = Vec::with_capacity(MAX_CONNECTIONS);
     for _ in 0..IDLE {
         let stream = TcpStream::connect(addr).await.expect("connect");
@@ -213,6 +217,7 @@ async fn idle_connections_up_to_the_cap(addr: SocketAddr, admin: SocketAddr) -> 
     let one_more = Instant::now();
     let mut refused = TcpStream::connect(addr).await.expect("connect");
     let refusal = ending(&mut refused, one_more).await;
+    let logged = host.logged(LOGGED, 1, PROMPT).await.len();
     let closing = idle
         .into_iter()
         .map(|(mut stream, connected)| async move { ending(&mut stream, connected).await });
@@ -248,21 +253,25 @@ async fn idle_connections_up_to_the_cap(addr: SocketAddr, admin: SocketAddr) -> 
         ),
     );
     let refused_at_once = refusal.as_ref().is_some_and(|ending| {
-        ending.answer == "503 Service Unavailable" && ending.after < PROMPT && !ending.reset
+        ending.answer == "503 Service Unavailable"
+            && ending.body == REFUSAL
+            && ending.after < PROMPT
+            && !ending.reset
     });
     let cap_row = Row::checked(
         format!(
             "one connection over --max-connections ({})",
             count(MAX_CONNECTIONS)
         ),
-        "503 {\"detail\":\"Too many open connections\"} at once, then closed",
-        full >= MAX_CONNECTIONS && refused_at_once,
+        format!("503 {REFUSAL} at once, then closed; logged as `{LOGGED}`"),
+        full >= MAX_CONNECTIONS && refused_at_once && logged >= 1,
         match refusal {
             Some(ending) => format!(
-                "gauge {}; {} after {}",
+                "gauge {}; {} after {}, body {}; logged ×{logged}",
                 count(full),
                 ending.describe(),
-                duration(ending.after)
+                duration(ending.after),
+                ending.body
             ),
             None => format!("gauge {}; no answer, not closed", count(full)),
         },
