@@ -80,10 +80,10 @@ pub(crate) fn e2e() -> anyhow::Result<()> {
     step("development: an edit is served without a restart", || {
         hot_reload::check(&tags.dev, &work)
     })?;
-    step("target test", || {
-        build_image(&root, &["--target", "test"], &tags.test)
-    })?;
-    step("a failing test fails the test target", || {
+    // What the test target checks on the real tree, the native run above has checked
+    // already; building it on a tree with a broken test shows that it runs those checks,
+    // that the rest of the tree passes them, and that any failure fails the build.
+    step("target test: a deliberately failing test fails it", || {
         test_target::check_failing_test(&work)
     })?;
     step(

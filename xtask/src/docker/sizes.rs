@@ -19,7 +19,6 @@ pub(super) fn print_and_check(tags: &Tags) -> anyhow::Result<()> {
         (&tags.prod, Some(MAX_PRODUCTION_BYTES)),
         (&tags.arm64, None),
         (&tags.dev, Some(MAX_DEVELOPMENT_BYTES)),
-        (&tags.test, None),
         (&tags.builder, None),
     ] {
         let size: u64 = docker(&["image", "inspect", "-f", "{{.Size}}", tag])?

@@ -16,8 +16,6 @@ pub(super) struct Tags {
     pub(super) builder: String,
     /// The development image.
     pub(super) dev: String,
-    /// The test image.
-    pub(super) test: String,
     /// The production image cross-built for linux/arm64.
     pub(super) arm64: String,
     /// The throwaway image of the build-cache check.
@@ -33,7 +31,6 @@ impl Tags {
             prod: tag("prod"),
             builder: tag("builder"),
             dev: tag("dev"),
-            test: tag("test"),
             arm64: tag("arm64"),
             cache_check: tag("cache-check"),
             repo,
