@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::header::{HOST, HeaderValue};
@@ -12,7 +12,7 @@ use hyper::{Request, Response, Version as HttpVersion};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::failure::Failure;
-use super::request_body::{self, BodyError, Pace};
+use super::request_body::{self, BodyError, Limits};
 use super::response::{Exchange, Head, ResponseBody};
 use crate::ops::metrics::Metrics;
 use crate::serving::Serving;
@@ -24,32 +24,23 @@ pub(crate) struct Handler {
     serving: Arc<Serving>,
     /// The authority given to HTTP/1.0 requests that name none: the address served.
     authority: HeaderValue,
-    /// The largest request body, in bytes.
-    max_body: usize,
-    /// How long a request body may take to arrive.
-    body_timeout: Duration,
-    /// How fast it must arrive.
-    body_pace: Pace,
+    /// What every request body must meet.
+    body: Limits,
     metrics: Arc<Metrics>,
 }
 
 impl Handler {
-    /// A front for `serving` that reads bodies of up to `max_body` bytes within
-    /// `body_timeout`, at `body_pace` or faster.
+    /// A front for `serving` that reads bodies within `body`'s limits.
     pub(crate) fn new(
         serving: Arc<Serving>,
         authority: HeaderValue,
-        max_body: usize,
-        body_timeout: Duration,
-        body_pace: Pace,
+        body: Limits,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             serving,
             authority,
-            max_body,
-            body_timeout,
-            body_pace,
+            body,
             metrics,
         }
     }
@@ -92,9 +83,7 @@ impl Handler {
         mut request: Request<Incoming>,
     ) -> Result<(Response<HyperOutgoingBody>, RunningGuest), Failure> {
         self.check_host(&mut request)?;
-        // A client that trickles its body would otherwise hold the connection and its buffer
-        // forever; the guest's own deadline starts only once the body is in.
-        let timeout = self.body_timeout;
+        let timeout = self.body.timeout;
         let request = tokio::time::timeout(timeout, self.read_body(request))
             .await
             .map_err(|_| Failure::SlowBody(timeout))??;
@@ -126,7 +115,7 @@ impl Handler {
         request: Request<Incoming>,
     ) -> Result<Request<bytes::Bytes>, Failure> {
         let (parts, body) = request.into_parts();
-        let bytes = request_body::read(&parts.headers, body, self.max_body, self.body_pace)
+        let bytes = request_body::read(&parts.headers, body, self.body.max_bytes, self.body.pace)
             .await
             .map_err(|error| match error {
                 BodyError::TooLarge(limit) => Failure::TooLarge(limit),

@@ -20,6 +20,19 @@ use hyper::header::CONTENT_LENGTH;
 use task_api_limits::{DRAIN_BYTES, DRAIN_TIME};
 use tokio::time::Instant;
 
+/// What a request body must meet: its size, and how soon and how fast it arrives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// The largest body, in bytes.
+    pub(crate) max_bytes: usize,
+    /// How long the whole body may take. A client that trickles its body would otherwise
+    /// hold the connection and its buffer; the guest's own deadline starts only once the
+    /// body is in.
+    pub(crate) timeout: Duration,
+    /// How fast it must keep coming.
+    pub(crate) pace: Pace,
+}
+
 /// How fast a body must arrive. A client that drips one byte a second would otherwise hold
 /// its connection, and its place under the connection cap, for the whole request timeout:
 /// `--max-connections` of them lock everyone else out, for a few kilobytes a second.

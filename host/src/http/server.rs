@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::connection::{self, Connections};
 use super::handler::Handler;
-use super::request_body::Pace;
+use super::request_body::{Limits, Pace};
 use crate::config::{BODY_GRACE, Config};
 use crate::kv::{Backend, Instrumented};
 use crate::ops::admin::{self, Health};
@@ -107,11 +107,13 @@ impl Server {
         let handler = Arc::new(Handler::new(
             Arc::clone(&serving),
             HeaderValue::from_str(&bound.to_string()).context("naming the bound address")?,
-            config.max_body,
-            config.request_timeout,
-            Pace {
-                grace: BODY_GRACE,
-                min_rate: config.min_body_rate,
+            Limits {
+                max_bytes: config.max_body,
+                timeout: config.request_timeout,
+                pace: Pace {
+                    grace: BODY_GRACE,
+                    min_rate: config.min_body_rate,
+                },
             },
             Arc::clone(&metrics),
         ));
