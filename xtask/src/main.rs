@@ -24,7 +24,7 @@
 //! - `cargo xtask unit-scope` prints that scope as cargo's `-p` arguments, which the
 //!   Dockerfile's `dev-deps` stage builds the dependencies of.
 //! - `cargo xtask faults` runs just the fault suite (`host/tests/faults`): the real
-//!   task-host binary under guest, client and store faults, printed as a table.
+//!   task-host binary under guest, client, store, Redis and crash faults, printed as a table.
 //! - `cargo xtask docker` runs just the Docker end-to-end check.
 //! - `cargo xtask bench` builds in release and runs every server one after another under
 //!   the same `wrk` load on 127.0.0.1: task-host (memory, redb), stock `wasmtime serve`
