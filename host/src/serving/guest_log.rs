@@ -1,6 +1,12 @@
 //! Guest stdout and stderr as host log lines, each tagged with the request id, so that
 //! output of concurrent requests can be told apart. An instance that serves one request
 //! after another keeps its streams, so the id is read when each line is written.
+//!
+//! WASIp2 guests write through [`LineWriter`] as an `OutputStream` of its own, which logs
+//! as it is written to. wasmtime-wasi's default adapter (`AsyncWriteStream`) queues every
+//! write, empty ones included, for a worker task: a guest looping on empty writes grew host
+//! memory without bound (GHSA-5m8g-xhq4-4h93, fixed in wasmtime 48.0.9, which this build
+//! cannot take). Here a write is handled before it returns, so nothing queues.
 
 use std::io;
 use std::pin::Pin;
@@ -8,8 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// A partial line longer than this is logged as is, so a guest that never writes a newline
 /// cannot grow host memory without bound.
@@ -39,10 +47,11 @@ impl IsTerminal for GuestOutput {
 
 impl StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter {
-            output: self.clone(),
-            pending: Vec::new(),
-        })
+        Box::new(LineWriter::new(self.clone()))
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LineWriter::new(self.clone()))
     }
 }
 
@@ -53,6 +62,19 @@ struct LineWriter {
 }
 
 impl LineWriter {
+    fn new(output: GuestOutput) -> Self {
+        Self {
+            output,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Takes `bytes`, logging every line they complete.
+    fn take(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        self.emit_complete_lines();
+    }
+
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
         let stream = self.output.stream;
@@ -80,9 +102,7 @@ impl AsyncWrite for LineWriter {
         _: &mut Context<'_>,
         bytes: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.pending.extend_from_slice(bytes);
-        this.emit_complete_lines();
+        self.get_mut().take(bytes);
         Poll::Ready(Ok(bytes.len()))
     }
 
@@ -95,10 +115,73 @@ impl AsyncWrite for LineWriter {
     }
 }
 
+/// How much a guest may write before it must check again: the line limit, so that a write
+/// of a whole budget is logged at once.
+const WRITE_BUDGET: usize = MAX_LINE;
+
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.take(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(WRITE_BUDGET)
+    }
+}
+
+impl Pollable for LineWriter {
+    // Always ready: a write is done when it returns. (The trait is `async_trait`'s; this is
+    // what its `async fn ready` expands to.)
+    fn ready<'a, 'ready>(&'a mut self) -> Pin<Box<dyn Future<Output = ()> + Send + 'ready>>
+    where
+        'a: 'ready,
+        Self: 'ready,
+    {
+        Box::pin(std::future::ready(()))
+    }
+}
+
 impl Drop for LineWriter {
     fn drop(&mut self) {
         if !self.pending.is_empty() {
             self.emit(&self.pending);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> LineWriter {
+        LineWriter::new(GuestOutput::new(Arc::new(AtomicU64::new(7)), "stdout"))
+    }
+
+    #[test]
+    fn empty_writes_hold_nothing_and_lines_still_come_out_whole() -> StreamResult<()> {
+        let mut stream = writer();
+        for _ in 0..1_000_000 {
+            stream.write(Bytes::new())?;
+        }
+        assert!(stream.pending.is_empty(), "an empty write keeps nothing");
+        assert_eq!(stream.check_write()?, WRITE_BUDGET, "and costs no budget");
+        stream.write(Bytes::from_static(b"half a "))?;
+        stream.write(Bytes::new())?;
+        stream.write(Bytes::from_static(b"line\nnext"))?;
+        assert_eq!(stream.pending, b"next", "the whole line went out");
+        Ok(())
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_logged_in_pieces() -> StreamResult<()> {
+        let mut stream = writer();
+        stream.write(Bytes::from(vec![b'x'; MAX_LINE + 1]))?;
+        assert!(stream.pending.is_empty());
+        Ok(())
     }
 }
