@@ -83,10 +83,7 @@ impl Handler {
         mut request: Request<Incoming>,
     ) -> Result<(Response<HyperOutgoingBody>, RunningGuest), Failure> {
         self.check_host(&mut request)?;
-        let timeout = self.body.timeout;
-        let request = tokio::time::timeout(timeout, self.read_body(request))
-            .await
-            .map_err(|_| Failure::SlowBody(timeout))??;
+        let request = self.read_body(request).await?;
         Ok(self.serving.call(request_id, request).await?)
     }
 
@@ -115,12 +112,13 @@ impl Handler {
         request: Request<Incoming>,
     ) -> Result<Request<bytes::Bytes>, Failure> {
         let (parts, body) = request.into_parts();
-        let bytes = request_body::read(&parts.headers, body, self.body.max_bytes, self.body.pace)
+        let bytes = request_body::read(&parts.headers, body, self.body)
             .await
             .map_err(|error| match error {
                 BodyError::TooLarge(limit) => Failure::TooLarge(limit),
                 BodyError::Unreadable(error) => Failure::BadBody(error.to_string()),
                 BodyError::TooSlow(rate) => Failure::DripFedBody(rate),
+                BodyError::TimedOut(timeout) => Failure::SlowBody(timeout),
             })?;
         Ok(Request::from_parts(parts, bytes))
     }

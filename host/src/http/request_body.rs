@@ -62,19 +62,27 @@ pub(crate) enum BodyError {
     Unreadable(hyper::Error),
     /// The body fell behind the minimum rate, in bytes a second.
     TooSlow(u64),
+    /// The whole body did not arrive within this long.
+    TimedOut(Duration),
 }
 
-/// Reads all of `body` if it fits in `limit` bytes and keeps up with `pace`. A declared
-/// length over the limit is refused before a byte is read; an undeclared one as soon as it
-/// passes the limit. Either way the rest of a refused body is drained in the background. A
-/// body that falls behind is not: its client is the slow one.
+/// Reads all of `body` within `limits`: no more than its bytes, keeping up with its pace, and
+/// all of it within its timeout. A declared length over the limit is refused before a byte
+/// is read; an undeclared one as soon as it passes the limit. Either way the rest of a refused
+/// body is drained in the background. A body that falls behind is not: its client is the
+/// slow one.
 pub(crate) async fn read(
     headers: &HeaderMap,
     mut body: Incoming,
-    limit: usize,
-    pace: Pace,
+    limits: Limits,
 ) -> Result<Bytes, BodyError> {
+    let Limits {
+        max_bytes: limit,
+        timeout,
+        pace,
+    } = limits;
     let started = Instant::now();
+    let end = started + timeout;
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
@@ -85,10 +93,12 @@ pub(crate) async fn read(
     // A declared length is within the limit here, so it is a safe capacity to start with.
     let mut bytes = BytesMut::with_capacity(declared.map_or(0, |length| length as usize));
     loop {
-        let deadline = pace.deadline(started, bytes.len());
+        // Whichever comes first: the pace's next deadline, or the end of the whole body's.
+        let deadline = pace.deadline(started, bytes.len()).min(end);
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
+            Err(_) if deadline == end => return Err(BodyError::TimedOut(timeout)),
             Err(_) => return Err(BodyError::TooSlow(pace.min_rate)),
         };
         let Ok(data) = frame.map_err(BodyError::Unreadable)?.into_data() else {
