@@ -99,13 +99,17 @@ async fn check_eviction(
     let mut command = redis::cmd("CONFIG");
     command.arg("GET").arg("maxmemory-policy");
     let asked = command.query_async::<Vec<String>>(connection);
-    let policy = match tokio::time::timeout(timeout, asked).await {
-        Ok(Ok(reply)) => reply.into_iter().nth(1),
-        Ok(Err(error)) => {
-            tracing::warn!(%url, "cannot read the store's maxmemory-policy ({error}); make sure it evicts no keys");
+    let read = match tokio::time::timeout(timeout, asked).await {
+        Ok(Ok(reply)) => Ok(reply.into_iter().nth(1)),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer in time".to_owned()),
+    };
+    let policy = match read {
+        Ok(policy) => policy,
+        Err(reason) => {
+            tracing::warn!(%url, "cannot read the store's maxmemory-policy ({reason}); make sure it evicts no keys");
             return Ok(());
         }
-        Err(_) => None,
     };
     let Some(policy) = policy.filter(|policy| policy.starts_with("allkeys-")) else {
         return Ok(());
